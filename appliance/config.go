@@ -1,0 +1,240 @@
+package appliance
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole homenet configuration, as read from TOML. Every key is
+// documented in docs/config.md; keep the two in step.
+type Config struct {
+	StateDir string        `toml:"state_dir"`
+	Server   ServerConfig  `toml:"server"`
+	Relay    RelayConfig   `toml:"relay"`
+	Tailnet  TailnetConfig `toml:"tailnet"`
+	Gateway  GatewayConfig `toml:"gateway"`
+}
+
+// ServerConfig configures the coordination server.
+type ServerConfig struct {
+	// URL is what clients are told to use as their login server.
+	URL string `toml:"url"`
+	// Listen is the TCP address of the control HTTP server.
+	Listen string `toml:"listen"`
+	// AdminPasswordFile holds the password that approves interactive logins
+	// in the browser. Empty means "admin-password" in the state dir,
+	// generated on first start.
+	AdminPasswordFile string `toml:"admin_password_file"`
+}
+
+// RelayConfig configures the embedded DERP relay and STUN server.
+type RelayConfig struct {
+	Enabled    bool   `toml:"enabled"`
+	Listen     string `toml:"listen"`      // DERP over TLS
+	STUNListen string `toml:"stun_listen"` // empty: no STUN
+	// Hostname is the name or IP address clients dial for DERP and STUN.
+	// Empty means the host of server.url.
+	Hostname string `toml:"hostname"`
+	// ACMEDirectory is the ACME directory URL used when Hostname is a domain
+	// name. Empty means Let's Encrypt.
+	ACMEDirectory string `toml:"acme_directory"`
+	// ACMEEmail is the contact address given to the ACME CA.
+	ACMEEmail string `toml:"acme_email"`
+}
+
+// TailnetConfig configures the addresses handed to nodes.
+type TailnetConfig struct {
+	// Prefix4 is the IPv4 prefix node addresses come from. Empty means
+	// DefaultPrefix4, inside 100.64.0.0/10.
+	Prefix4 string `toml:"prefix4"`
+}
+
+// GatewayConfig configures the subnet-router and exit-node agent.
+type GatewayConfig struct {
+	Enabled  bool     `toml:"enabled"`
+	Routes   []string `toml:"routes"` // empty: detected
+	ExitNode bool     `toml:"exit_node"`
+}
+
+// DefaultPrefix4 lies inside 100.64.0.0/10 but avoids 100.64.0.0/16, where
+// carrier CGNAT pools usually start, and 100.100.0.0/16, where cloud hosts
+// (Aliyun) and Tailscale's own service addresses live.
+var DefaultPrefix4 = netip.MustParsePrefix("100.86.0.0/16")
+
+// DefaultConfig returns the embedded defaults. The server URL is derived from
+// the host's outbound address, so it is only a guess; serve prints it.
+func DefaultConfig() Config {
+	return Config{
+		StateDir: "/var/lib/homenet",
+		Server: ServerConfig{
+			URL:    "http://" + net.JoinHostPort(guessHostIP(), "8080"),
+			Listen: ":8080",
+		},
+		Relay: RelayConfig{
+			Enabled:    true,
+			Listen:     ":8443",
+			STUNListen: ":3478",
+		},
+		Gateway: GatewayConfig{ExitNode: true},
+	}
+}
+
+// LoadConfig reads the TOML file at path over the defaults and validates it.
+// Errors name the file and the offending key.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if !filepath.IsAbs(c.StateDir) {
+		c.StateDir = filepath.Join(filepath.Dir(path), c.StateDir)
+	}
+	return c, nil
+}
+
+// ParseConfig parses TOML over the defaults and validates the result.
+func ParseConfig(b []byte) (Config, error) {
+	c := DefaultConfig()
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return Config{}, fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message)
+		}
+		return Config{}, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return Config{}, fmt.Errorf("%s: unknown key", und[0])
+	}
+	return c, c.Validate()
+}
+
+// Validate checks every key and returns the first problem, naming the key.
+func (c *Config) Validate() error {
+	if c.StateDir == "" {
+		return errors.New("state_dir: must not be empty")
+	}
+	if err := validateServerURL(c.Server.URL); err != nil {
+		return fmt.Errorf("server.url: %w", err)
+	}
+	if err := validateListen(c.Server.Listen); err != nil {
+		return fmt.Errorf("server.listen: %w", err)
+	}
+	if c.Relay.Enabled {
+		if err := validateListen(c.Relay.Listen); err != nil {
+			return fmt.Errorf("relay.listen: %w", err)
+		}
+		if c.Relay.STUNListen != "" {
+			if err := validateListen(c.Relay.STUNListen); err != nil {
+				return fmt.Errorf("relay.stun_listen: %w", err)
+			}
+		}
+		if u := c.Relay.ACMEDirectory; u != "" {
+			if p, err := url.Parse(u); err != nil || p.Scheme != "https" {
+				return fmt.Errorf("relay.acme_directory: %q is not an https URL", u)
+			}
+		}
+	}
+	if _, err := c.Prefix4(); err != nil {
+		return fmt.Errorf("tailnet.prefix4: %w", err)
+	}
+	for _, r := range c.Gateway.Routes {
+		if _, err := netip.ParsePrefix(r); err != nil {
+			return fmt.Errorf("gateway.routes: %q is not a CIDR prefix", r)
+		}
+	}
+	return nil
+}
+
+// Prefix4 returns the tailnet IPv4 prefix, defaulted.
+func (c *Config) Prefix4() (netip.Prefix, error) {
+	if c.Tailnet.Prefix4 == "" {
+		return DefaultPrefix4, nil
+	}
+	p, err := netip.ParsePrefix(c.Tailnet.Prefix4)
+	switch {
+	case err != nil:
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix", c.Tailnet.Prefix4)
+	case !p.Addr().Is4():
+		return netip.Prefix{}, fmt.Errorf("%q is not IPv4", c.Tailnet.Prefix4)
+	case p != p.Masked():
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set; did you mean %s?", c.Tailnet.Prefix4, p.Masked())
+	case p.Bits() > 28:
+		return netip.Prefix{}, fmt.Errorf("%q is too small; use /28 or larger", c.Tailnet.Prefix4)
+	case p.Bits() < 8:
+		return netip.Prefix{}, fmt.Errorf("%q is too large; use /8 or smaller", c.Tailnet.Prefix4)
+	}
+	return p, nil
+}
+
+// RelayHostname is the name or address clients dial for the relay.
+func (c *Config) RelayHostname() string {
+	if c.Relay.Hostname != "" {
+		return c.Relay.Hostname
+	}
+	u, err := url.Parse(c.Server.URL)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
+// AdminSocket is the path of the admin API's unix socket.
+func (c *Config) AdminSocket() string { return filepath.Join(c.StateDir, "admin.sock") }
+
+func validateServerURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q: %w", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q: scheme must be http or https", s)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("%q: no host", s)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return fmt.Errorf("%q: must not have a path", s)
+	}
+	return nil
+}
+
+func validateListen(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err != nil && host != "localhost" {
+			return fmt.Errorf("%q: host must be an IP address or empty", s)
+		}
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("%q: bad port", s)
+	}
+	return nil
+}
+
+// guessHostIP returns the source address the host would use to reach the
+// internet. It sends nothing: a UDP "connect" only picks a route.
+func guessHostIP() string {
+	c, err := net.Dial("udp4", "192.0.2.1:9")
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP.String()
+}
