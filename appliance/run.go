@@ -2,12 +2,161 @@ package appliance
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"homenet/control"
+	"homenet/control/store"
+	"homenet/relay"
+
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
 )
+
+// Version is the homenet version, set at link time.
+var Version = "dev"
 
 // Serve runs control and relay (and, when enabled, the gateway agent) until
 // ctx is done. It is what `homenet serve` runs.
 func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	return errors.New("not implemented yet")
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	prefix4, _ := cfg.Prefix4()
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("creating state dir: %w", err)
+	}
+	db, err := store.Open(ctx, filepath.Join(cfg.StateDir, "homenet.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	password, err := adminPassword(cfg)
+	if err != nil {
+		return err
+	}
+
+	// The relay asks control who may connect, and control tells the relay
+	// whom to drop; both are plain funcs so neither package knows the other.
+	var rl *relay.Relay
+	srv, err := control.New(ctx, control.Config{
+		ServerURL:       cfg.Server.URL,
+		Prefix4:         prefix4,
+		Store:           db,
+		AdminPassword:   password,
+		AutoApproveTags: []string{GatewayTag},
+		OnRevoke: func(k key.NodePublic) {
+			if rl != nil {
+				rl.Disconnect(k)
+			}
+		},
+		Version: Version,
+		Logger:  logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	if cfg.Relay.Enabled {
+		rl, err = relay.Start(ctx, relay.Config{
+			Listen:        cfg.Relay.Listen,
+			STUNListen:    cfg.Relay.STUNListen,
+			Hostname:      cfg.RelayHostname(),
+			StateDir:      filepath.Join(cfg.StateDir, "relay"),
+			ACMEDirectory: cfg.Relay.ACMEDirectory,
+			ACMEEmail:     cfg.Relay.ACMEEmail,
+		}, srv.Admit, logger)
+		if err != nil {
+			return err
+		}
+		defer rl.Close()
+		srv.SetDERPMap(&tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{rl.Region().RegionID: rl.Region()}})
+	}
+
+	errc := make(chan error, 2)
+	httpSrv, err := serveHTTP(ctx, cfg.Server.Listen, srv.Handler(), errc)
+	if err != nil {
+		return err
+	}
+	defer httpSrv.Close()
+	adminSrv, err := serveAdmin(cfg.AdminSocket(), control.AdminHandler(srv, logger), errc)
+	if err != nil {
+		return err
+	}
+	defer adminSrv.Close()
+
+	logger.Info("homenet: serving", "url", cfg.Server.URL, "listen", cfg.Server.Listen,
+		"relay", cfg.Relay.Enabled, "prefix4", prefix4, "admin_socket", cfg.AdminSocket())
+	select {
+	case <-ctx.Done():
+		logger.Info("homenet: shutting down")
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// GatewayTag marks the gateway's own agent, whose routes are approved
+// without asking.
+const GatewayTag = "tag:gateway"
+
+func serveHTTP(ctx context.Context, addr string, h http.Handler, errc chan<- error) (*http.Server, error) {
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server.listen: %w", err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
+	go func() {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("control server: %w", err)
+		}
+	}()
+	return hs, nil
+}
+
+func serveAdmin(path string, h http.Handler, errc chan<- error) (*http.Server, error) {
+	ln, err := control.ListenAdmin(path)
+	if err != nil {
+		return nil, err
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("admin socket: %w", err)
+		}
+	}()
+	return hs, nil
+}
+
+// adminPassword reads the browser-approval password, creating a random one
+// on first start.
+func adminPassword(cfg Config) (string, error) {
+	path := cfg.Server.AdminPasswordFile
+	if path == "" {
+		path = filepath.Join(cfg.StateDir, "admin-password")
+	}
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) || cfg.Server.AdminPasswordFile != "" {
+		return "", fmt.Errorf("reading admin password: %w", err)
+	}
+	raw := make([]byte, 10)
+	rand.Read(raw)
+	pw := strings.ToLower(base32.StdEncoding.EncodeToString(raw))
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("saving admin password: %w", err)
+	}
+	return pw, nil
 }

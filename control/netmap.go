@@ -1,0 +1,133 @@
+package control
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"tailscale.com/net/tsaddr"
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/opt"
+	"tailscale.com/types/views"
+)
+
+// selfAttrs are the node attributes every node gets about itself.
+var selfAttrs = tailcfg.NodeCapMap{
+	// Linux clients otherwise drop packets from 100.64.0.0/10 that don't
+	// come through the tunnel, breaking cloud DNS such as Aliyun's
+	// 100.100.2.136 and ISP CGNAT WANs.
+	tailcfg.NodeAttrDisableLinuxCGNATDropRule: nil,
+	// Lets phone and desktop GUIs list suggested exit nodes.
+	tailcfg.NodeAttrSuggestExitNodeUI: nil,
+}
+
+// advertised returns the routes n asks to serve.
+func (n *node) advertised() []netip.Prefix {
+	if n.Hostinfo == nil {
+		return nil
+	}
+	return n.Hostinfo.RoutableIPs
+}
+
+func (s *Server) autoApproved(n *node) bool {
+	for _, t := range n.Tags {
+		if slices.Contains(s.cfg.AutoApproveTags, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// servedRoutesLocked returns the routes n advertises that are approved.
+func (s *Server) servedRoutesLocked(n *node) []netip.Prefix {
+	auto := s.autoApproved(n)
+	var out []netip.Prefix
+	for _, p := range n.advertised() {
+		if auto || slices.Contains(n.ApprovedRoutes, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// tailNodeLocked renders n as clients see it: as a peer, or with self set,
+// as itself.
+func (s *Server) tailNodeLocked(n *node, now time.Time, self bool) *tailcfg.Node {
+	addrs := []netip.Prefix{netip.PrefixFrom(n.IPv4, 32), netip.PrefixFrom(n.IPv6, 128)}
+	routes := s.servedRoutesLocked(n)
+	tn := &tailcfg.Node{
+		ID:                n.ID,
+		StableID:          tailcfg.StableNodeID(fmt.Sprintf("hn%d", n.ID)),
+		Name:              n.Name + "." + s.domain + ".",
+		User:              homeUser.ID,
+		Key:               n.NodeKey,
+		KeyExpiry:         n.KeyExpiry,
+		Expired:           n.expired(now),
+		Machine:           n.MachineKey,
+		DiscoKey:          n.discoKey,
+		Addresses:         addrs,
+		AllowedIPs:        append(slices.Clone(addrs), routes...),
+		Endpoints:         slices.Clone(n.endpoints),
+		HomeDERP:          n.homeDERP,
+		Created:           n.Created,
+		Cap:               n.capVer,
+		Tags:              slices.Clone(n.Tags),
+		MachineAuthorized: true,
+	}
+	if n.Hostinfo != nil {
+		tn.Hostinfo = n.Hostinfo.View()
+	}
+	for _, r := range routes {
+		if !tsaddr.IsExitRoute(r) {
+			tn.PrimaryRoutes = append(tn.PrimaryRoutes, r)
+		}
+	}
+	online := n.streams > 0
+	tn.Online = &online
+	if !online && !n.LastSeen.IsZero() {
+		ls := n.LastSeen
+		tn.LastSeen = &ls
+	}
+	tn.CapMap = tailcfg.NodeCapMap{}
+	if self {
+		for c, v := range selfAttrs {
+			tn.CapMap[c] = v
+		}
+	}
+	if tsaddr.ContainsExitRoutes(views.SliceOf(tn.AllowedIPs)) {
+		tn.CapMap[tailcfg.NodeAttrSuggestExitNode] = nil
+	}
+	return tn
+}
+
+// fullMapLocked is the first message of every map stream: the whole
+// network as viewer sees it.
+func (s *Server) fullMapLocked(viewer *node, now time.Time) *tailcfg.MapResponse {
+	res := &tailcfg.MapResponse{
+		Node:            s.tailNodeLocked(viewer, now, true),
+		DERPMap:         s.derpMap,
+		PacketFilter:    tailcfg.FilterAllowAll,
+		UserProfiles:    []tailcfg.UserProfile{homeProfile},
+		Domain:          s.domain,
+		CollectServices: opt.False,
+		ControlTime:     &now,
+		Debug:           &tailcfg.Debug{DisableLogTail: true},
+		Peers:           []*tailcfg.Node{},
+	}
+	for _, id := range s.sortedIDsLocked() {
+		if id != viewer.ID {
+			res.Peers = append(res.Peers, s.tailNodeLocked(s.nodes[id], now, false))
+		}
+	}
+	return res
+}
+
+func (s *Server) sortedIDsLocked() []tailcfg.NodeID {
+	ids := make([]tailcfg.NodeID, 0, len(s.nodes))
+	for id := range s.nodes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}

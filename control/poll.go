@@ -1,0 +1,297 @@
+package control
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/netip"
+	"reflect"
+	"slices"
+	"time"
+
+	"tailscale.com/tailcfg"
+	"tailscale.com/util/zstdframe"
+)
+
+const (
+	// keepAliveBase plus jitter stays well inside the client's 120 s
+	// watchdog.
+	keepAliveBase = 50 * time.Second
+	// ephemeralGrace is how long an ephemeral node may stay offline
+	// before it is deleted.
+	ephemeralGrace = 2 * time.Minute
+	maxEndpoints   = 64
+)
+
+// mapSession is one streaming map poll. It remembers what it has sent so
+// that every later message is a delta against exactly that.
+type mapSession struct {
+	nodeID    tailcfg.NodeID
+	wake      chan struct{}
+	cancel    context.CancelFunc
+	sentPeers map[tailcfg.NodeID]uint64 // node versions
+	sentSelf  uint64
+	sentDERP  uint64
+}
+
+func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
+	var req tailcfg.MapRequest
+	if err := readJSON(r, &req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if req.Version < MinCapVer {
+		http.Error(w, "client too old; homenet needs Tailscale 1.80 or newer", http.StatusBadRequest)
+		return
+	}
+	mkey := peerMachineKey(r)
+	s.mu.Lock()
+	n := s.byNodeKey[req.NodeKey]
+	if n == nil || n.MachineKey != mkey {
+		s.mu.Unlock()
+		http.Error(w, "node not registered", http.StatusForbidden)
+		return
+	}
+	n.capVer = req.Version
+	// Modern clients send Hostinfo and endpoints in separate non-streaming
+	// requests; a streaming request's zero values must not clobber them.
+	if !req.Stream && !req.ReadOnly && r.Context().Err() == nil {
+		s.applyUpdateLocked(r.Context(), n, &req)
+	}
+	if !req.Stream {
+		var res *tailcfg.MapResponse
+		if !req.OmitPeers {
+			res = s.fullMapLocked(n, time.Now())
+		}
+		s.mu.Unlock()
+		if res != nil {
+			writeFrame(w, res, req.Compress == "zstd")
+		}
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	ms := s.startSessionLocked(n, cancel)
+	first := s.fullMapLocked(n, time.Now())
+	s.markSentLocked(ms, n)
+	s.mu.Unlock()
+	defer s.endSession(ms)
+
+	s.stream(ctx, w, ms, first, req.Compress == "zstd")
+}
+
+// stream sends first, then deltas whenever something changes, and
+// keep-alives in between, until ctx ends or a write fails.
+func (s *Server) stream(ctx context.Context, w http.ResponseWriter, ms *mapSession, first *tailcfg.MapResponse, compress bool) {
+	if err := writeFrame(w, first, compress); err != nil {
+		return
+	}
+	keepAlive := time.NewTimer(keepAliveBase + rand.N(9*time.Second))
+	defer keepAlive.Stop()
+	for {
+		var res *tailcfg.MapResponse
+		select {
+		case <-ctx.Done():
+			return
+		case <-keepAlive.C:
+			res = &tailcfg.MapResponse{KeepAlive: true}
+		case <-ms.wake:
+			s.mu.Lock()
+			res = s.deltaLocked(ms, time.Now())
+			s.mu.Unlock()
+			if res == nil {
+				continue
+			}
+		}
+		if err := writeFrame(w, res, compress); err != nil {
+			return
+		}
+		keepAlive.Reset(keepAliveBase + rand.N(9*time.Second))
+	}
+}
+
+// applyUpdateLocked takes endpoints, disco key and Hostinfo from a
+// non-streaming map request.
+func (s *Server) applyUpdateLocked(ctx context.Context, n *node, req *tailcfg.MapRequest) {
+	changed := false
+	if eps := cleanEndpoints(req.Endpoints); !slices.Equal(eps, n.endpoints) {
+		n.endpoints, changed = eps, true
+	}
+	if !req.DiscoKey.IsZero() && req.DiscoKey != n.discoKey {
+		n.discoKey, changed = req.DiscoKey, true
+	}
+	if hi := req.Hostinfo; hi != nil {
+		if ni := hi.NetInfo; ni != nil && ni.PreferredDERP != n.homeDERP {
+			n.homeDERP, changed = ni.PreferredDERP, true
+		}
+		if durableHostinfoChanged(n.Hostinfo, hi) {
+			n.Hostinfo, changed = hi.Clone(), true
+			// Rare (a rename, new routes), so worth keeping across restarts.
+			if err := s.cfg.Store.PutNode(ctx, &n.Node); err != nil {
+				s.log.Error("control: saving hostinfo", "node", n.Name, "err", err)
+			}
+		} else {
+			n.Hostinfo = hi.Clone()
+		}
+	}
+	if changed {
+		s.touchLocked(n)
+	}
+}
+
+// durableHostinfoChanged reports whether b differs from a in more than
+// NetInfo, which changes with every network move.
+func durableHostinfoChanged(a, b *tailcfg.Hostinfo) bool {
+	if a == nil {
+		return true
+	}
+	a2, b2 := *a, *b
+	a2.NetInfo, b2.NetInfo = nil, nil
+	return !reflect.DeepEqual(&a2, &b2)
+}
+
+// cleanEndpoints drops endpoints peers can't use: zoned and link-local
+// IPv6, and any beyond a sane count.
+func cleanEndpoints(eps []netip.AddrPort) []netip.AddrPort {
+	out := make([]netip.AddrPort, 0, len(eps))
+	for _, ep := range eps {
+		a := ep.Addr()
+		if !ep.IsValid() || a.Zone() != "" || a.IsLinkLocalUnicast() || a.IsUnspecified() {
+			continue
+		}
+		out = append(out, ep)
+		if len(out) == maxEndpoints {
+			break
+		}
+	}
+	return out
+}
+
+func (s *Server) startSessionLocked(n *node, cancel context.CancelFunc) *mapSession {
+	// A node has one live stream; a new one replaces the old.
+	for old := range s.sessions {
+		if old.nodeID == n.ID {
+			old.cancel()
+		}
+	}
+	ms := &mapSession{
+		nodeID:    n.ID,
+		wake:      make(chan struct{}, 1),
+		cancel:    cancel,
+		sentPeers: map[tailcfg.NodeID]uint64{},
+	}
+	s.sessions[ms] = true
+	n.streams++
+	if n.streams == 1 {
+		s.touchLocked(n) // now online
+	}
+	return ms
+}
+
+func (s *Server) endSession(ms *mapSession) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, ms)
+	n := s.nodes[ms.nodeID]
+	if n == nil {
+		return
+	}
+	n.streams--
+	if n.streams > 0 {
+		return
+	}
+	n.LastSeen = time.Now()
+	s.touchLocked(n) // now offline
+	if n.Ephemeral && !s.closed {
+		id := n.ID
+		time.AfterFunc(ephemeralGrace, func() { s.reapEphemeral(id) })
+	}
+}
+
+// reapEphemeral deletes an ephemeral node that stayed offline.
+func (s *Server) reapEphemeral(id tailcfg.NodeID) {
+	s.mu.Lock()
+	n := s.nodes[id]
+	gone := n == nil || n.streams > 0 || s.closed
+	s.mu.Unlock()
+	if gone {
+		return
+	}
+	if err := s.DeleteNode(context.Background(), id); err != nil {
+		s.log.Error("control: deleting offline ephemeral node", "id", id, "err", err)
+	}
+}
+
+// markSentLocked records that the full map for n was sent on ms.
+func (s *Server) markSentLocked(ms *mapSession, n *node) {
+	ms.sentSelf, ms.sentDERP = n.version, s.derpGen
+	for id, p := range s.nodes {
+		if id != n.ID {
+			ms.sentPeers[id] = p.version
+		}
+	}
+}
+
+// deltaLocked returns what changed since ms last sent, or nil.
+func (s *Server) deltaLocked(ms *mapSession, now time.Time) *tailcfg.MapResponse {
+	self := s.nodes[ms.nodeID]
+	if self == nil {
+		return nil
+	}
+	res := &tailcfg.MapResponse{}
+	changed := false
+	if self.version != ms.sentSelf {
+		res.Node, ms.sentSelf, changed = s.tailNodeLocked(self, now, true), self.version, true
+	}
+	if s.derpGen != ms.sentDERP {
+		res.DERPMap, ms.sentDERP, changed = s.derpMap, s.derpGen, true
+	}
+	for _, id := range s.sortedIDsLocked() {
+		p := s.nodes[id]
+		if id == self.ID || ms.sentPeers[id] == p.version {
+			continue
+		}
+		res.PeersChanged = append(res.PeersChanged, s.tailNodeLocked(p, now, false))
+		ms.sentPeers[id], changed = p.version, true
+	}
+	for id := range ms.sentPeers {
+		if s.nodes[id] == nil {
+			res.PeersRemoved = append(res.PeersRemoved, id)
+			delete(ms.sentPeers, id)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	slices.Sort(res.PeersRemoved)
+	return res
+}
+
+// writeFrame sends one map message: a little-endian uint32 length, then
+// the JSON, zstd-compressed when the client asked for it (all do).
+func writeFrame(w io.Writer, res *tailcfg.MapResponse, compress bool) error {
+	b, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("encoding map response: %w", err)
+	}
+	if compress {
+		b = zstdframe.AppendEncode(nil, b, zstdframe.FastestCompression)
+	}
+	var hdr [4]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(len(b)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return nil
+}

@@ -1,0 +1,363 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"homenet/control/store"
+
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+)
+
+// The home tailnet has a single user that owns every node.
+var (
+	homeUser    = tailcfg.User{ID: 1, DisplayName: "Home"}
+	homeLogin   = tailcfg.Login{ID: 1, LoginName: "home", DisplayName: "Home"}
+	homeProfile = tailcfg.UserProfile{ID: 1, LoginName: "home", DisplayName: "Home"}
+)
+
+const (
+	pendingTTL = 15 * time.Minute
+	maxPending = 256
+)
+
+// pendingReg is an interactive login waiting for the owner's approval.
+type pendingReg struct {
+	code       string
+	machineKey key.MachinePublic
+	nodeKey    key.NodePublic
+	hostinfo   *tailcfg.Hostinfo
+	ephemeral  bool
+	created    time.Time
+	done       chan struct{} // closed once approved
+}
+
+// registerError is a refusal the client should show to its user; it is
+// sent in RegisterResponse.Error with status 200, as clients expect.
+type registerError string
+
+func (e registerError) Error() string { return string(e) }
+
+func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
+	var req tailcfg.RegisterRequest
+	if err := readJSON(r, &req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if req.NodeKey.IsZero() {
+		http.Error(w, "register request without node key", http.StatusBadRequest)
+		return
+	}
+	res, err := s.register(r.Context(), peerMachineKey(r), &req)
+	var rerr registerError
+	switch {
+	case errors.As(err, &rerr):
+		res = &tailcfg.RegisterResponse{Error: rerr.Error()}
+	case r.Context().Err() != nil:
+		return
+	case err != nil:
+		s.log.Error("control: register failed", "node_key", req.NodeKey.ShortString(), "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	writeJSONResponse(w, res)
+}
+
+func (s *Server) register(ctx context.Context, mkey key.MachinePublic, req *tailcfg.RegisterRequest) (*tailcfg.RegisterResponse, error) {
+	now := time.Now()
+	switch {
+	case !req.Expiry.IsZero() && req.Expiry.Before(now):
+		return s.logout(ctx, mkey, req.NodeKey)
+	case req.Followup != "":
+		return s.awaitApproval(ctx, mkey, req.Followup)
+	case req.Auth != nil && req.Auth.AuthKey != "":
+		return s.registerWithAuthKey(ctx, mkey, req)
+	}
+
+	s.mu.Lock()
+	n := s.byNodeKey[req.NodeKey]
+	if n != nil && n.MachineKey != mkey {
+		s.mu.Unlock()
+		return nil, registerError("node key is registered to another machine")
+	}
+	if n != nil && !n.expired(now) {
+		s.mu.Unlock()
+		return authorized(n, now), nil
+	}
+	if o := s.byNodeKey[req.OldNodeKey]; o != nil && !req.OldNodeKey.IsZero() && o.MachineKey == mkey && !o.expired(now) {
+		// A key rotation by a node in good standing needs no new login.
+		s.mu.Unlock()
+		n, err := s.enroll(ctx, mkey, req.NodeKey, req.Hostinfo, nil, o.Ephemeral)
+		if err != nil {
+			return nil, err
+		}
+		return authorized(n, now), nil
+	}
+	s.mu.Unlock()
+	return s.startInteractive(mkey, req)
+}
+
+func authorized(n *node, now time.Time) *tailcfg.RegisterResponse {
+	return &tailcfg.RegisterResponse{
+		User:              homeUser,
+		Login:             homeLogin,
+		MachineAuthorized: true,
+		NodeKeyExpired:    n.expired(now),
+	}
+}
+
+func (s *Server) registerWithAuthKey(ctx context.Context, mkey key.MachinePublic, req *tailcfg.RegisterRequest) (*tailcfg.RegisterResponse, error) {
+	prefix, secret, err := parseAuthKey(req.Auth.AuthKey)
+	if err != nil {
+		return nil, registerError("invalid auth key: " + err.Error())
+	}
+	ak, err := s.cfg.Store.AuthKeyByPrefix(ctx, prefix)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !secretMatches(ak, secret)) {
+		return nil, registerError("invalid auth key")
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	s.mu.Lock()
+	existing := s.byMachine[mkey]
+	s.mu.Unlock()
+	// A node re-registering with the key that enrolled it doesn't use it up.
+	reuse := existing != nil && existing.AuthKeyID == ak.ID
+	if !reuse && !authKeyValid(ak, now) {
+		return nil, registerError("auth key expired or already used")
+	}
+	n, err := s.enroll(ctx, mkey, req.NodeKey, req.Hostinfo, &ak, ak.Ephemeral)
+	if err != nil {
+		return nil, err
+	}
+	return authorized(n, now), nil
+}
+
+// enroll creates the node for mkey or, if the machine is known, gives it a
+// new node key and expiry while keeping its ID, name and addresses. A
+// non-nil ak is the pre-auth key used.
+func (s *Server) enroll(ctx context.Context, mkey key.MachinePublic, nk key.NodePublic, hi *tailcfg.Hostinfo, ak *store.AuthKey, ephemeral bool) (*node, error) {
+	s.mu.Lock()
+	if other := s.byNodeKey[nk]; other != nil && other.MachineKey != mkey {
+		s.mu.Unlock()
+		return nil, registerError("node key is registered to another machine")
+	}
+	now := time.Now()
+	old, isNew := s.byMachine[mkey], false
+	var sn store.Node
+	if old != nil {
+		sn = old.Node
+	} else {
+		isNew = true
+		ip, err := nextFreeIPv4(s.cfg.Prefix4, s.usedIPv4Locked())
+		if err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		sn = store.Node{
+			MachineKey: mkey,
+			Name:       s.uniqueNameLocked(hostnameOf(hi), 0),
+			IPv4:       ip,
+			IPv6:       v6For(ip),
+			Created:    now,
+		}
+	}
+	revoked := sn.NodeKey
+	sn.NodeKey = nk
+	if hi != nil {
+		sn.Hostinfo = hi.Clone()
+	}
+	sn.KeyExpiry = time.Time{}
+	if s.cfg.NodeKeyExpiry > 0 {
+		sn.KeyExpiry = now.Add(s.cfg.NodeKeyExpiry)
+	}
+	sn.Ephemeral = ephemeral
+	var err error
+	if ak != nil {
+		sn.AuthKeyID, sn.Tags = ak.ID, slices.Clone(ak.Tags)
+		err = s.cfg.Store.RegisterWithAuthKey(ctx, &sn, ak.ID)
+	} else {
+		err = s.cfg.Store.PutNode(ctx, &sn)
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("saving node %q: %w", sn.Name, err)
+	}
+	n := old
+	if isNew {
+		n = &node{Node: sn}
+		s.addNodeLocked(n)
+	} else {
+		delete(s.byNodeKey, n.NodeKey)
+		n.Node = sn
+		s.byNodeKey[nk] = n
+	}
+	s.touchLocked(n)
+	s.mu.Unlock()
+
+	s.log.Info("control: node registered", "id", sn.ID, "name", sn.Name, "ip", sn.IPv4, "new", isNew, "auth_key", ak != nil)
+	if revoked != nk {
+		s.revoke(revoked)
+	}
+	return n, nil
+}
+
+func (s *Server) logout(ctx context.Context, mkey key.MachinePublic, nk key.NodePublic) (*tailcfg.RegisterResponse, error) {
+	s.mu.Lock()
+	n := s.byNodeKey[nk]
+	s.mu.Unlock()
+	if n == nil || n.MachineKey != mkey {
+		return &tailcfg.RegisterResponse{NodeKeyExpired: true}, nil
+	}
+	var err error
+	if n.Ephemeral {
+		err = s.DeleteNode(ctx, n.ID)
+	} else {
+		err = s.ExpireNode(ctx, n.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("control: node logged out", "id", n.ID, "name", n.Name)
+	return &tailcfg.RegisterResponse{NodeKeyExpired: true, MachineAuthorized: true}, nil
+}
+
+// startInteractive registers a pending login and answers with the URL where
+// the owner approves it.
+func (s *Server) startInteractive(mkey key.MachinePublic, req *tailcfg.RegisterRequest) (*tailcfg.RegisterResponse, error) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var pr *pendingReg
+	for code, p := range s.pending {
+		switch {
+		case now.Sub(p.created) > pendingTTL:
+			delete(s.pending, code)
+		case p.machineKey == mkey && p.nodeKey == req.NodeKey:
+			pr = p
+		}
+	}
+	if pr == nil {
+		if len(s.pending) >= maxPending {
+			return nil, registerError("too many logins are waiting for approval; try again later")
+		}
+		pr = &pendingReg{
+			code:       randHex(6),
+			machineKey: mkey,
+			nodeKey:    req.NodeKey,
+			hostinfo:   req.Hostinfo.Clone(),
+			ephemeral:  req.Ephemeral,
+			created:    now,
+			done:       make(chan struct{}),
+		}
+		s.pending[pr.code] = pr
+		s.log.Info("control: login waiting for approval", "code", pr.code, "hostname", hostnameOf(req.Hostinfo))
+	}
+	return &tailcfg.RegisterResponse{AuthURL: s.authURL(pr.code)}, nil
+}
+
+func (s *Server) authURL(code string) string {
+	return strings.TrimSuffix(s.cfg.ServerURL, "/") + "/register/" + code
+}
+
+// awaitApproval long-polls until the login behind followup is approved.
+func (s *Server) awaitApproval(ctx context.Context, mkey key.MachinePublic, followup string) (*tailcfg.RegisterResponse, error) {
+	u, err := url.Parse(followup)
+	if err != nil {
+		return nil, registerError("bad followup URL")
+	}
+	s.mu.Lock()
+	pr := s.pending[path.Base(u.Path)]
+	s.mu.Unlock()
+	if pr == nil || pr.machineKey != mkey {
+		return nil, registerError("this login has expired; run tailscale up again")
+	}
+	select {
+	case <-pr.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.mu.Lock()
+	n := s.byMachine[mkey]
+	s.mu.Unlock()
+	if n == nil {
+		return nil, registerError("the node was deleted")
+	}
+	return authorized(n, time.Now()), nil
+}
+
+// approve enrolls the node behind a pending login.
+func (s *Server) approve(ctx context.Context, code string) (*node, error) {
+	s.mu.Lock()
+	pr := s.pending[code]
+	s.mu.Unlock()
+	if pr == nil {
+		return nil, fmt.Errorf("no login is waiting with code %q: %w", code, store.ErrNotFound)
+	}
+	n, err := s.enroll(ctx, pr.machineKey, pr.nodeKey, pr.hostinfo, nil, pr.ephemeral)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	delete(s.pending, code)
+	s.mu.Unlock()
+	close(pr.done)
+	return n, nil
+}
+
+func hostnameOf(hi *tailcfg.Hostinfo) string {
+	if hi == nil {
+		return ""
+	}
+	return hi.Hostname
+}
+
+// uniqueNameLocked turns a hostname into a DNS label no other node (but
+// except) has.
+func (s *Server) uniqueNameLocked(hostname string, except tailcfg.NodeID) string {
+	base := dnsLabel(hostname)
+	taken := func(name string) bool {
+		for _, n := range s.nodes {
+			if n.Name == name && n.ID != except {
+				return true
+			}
+		}
+		return false
+	}
+	name := base
+	for i := 2; taken(name); i++ {
+		name = base + "-" + strconv.Itoa(i)
+	}
+	return name
+}
+
+// dnsLabel lowercases s and keeps only letters, digits and inner hyphens.
+func dnsLabel(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == '-' || r == '.' || r == '_' || r == ' ':
+			b.WriteByte('-')
+		}
+	}
+	l := strings.Trim(b.String(), "-")
+	if len(l) > 50 {
+		l = strings.Trim(l[:50], "-")
+	}
+	if l == "" {
+		return "node"
+	}
+	return l
+}

@@ -1,0 +1,236 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"sync"
+	"time"
+
+	"homenet/control/store"
+
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+)
+
+// Config is what the appliance hands the control server.
+type Config struct {
+	ServerURL string       // what clients are told to use; also the base of auth URLs
+	Prefix4   netip.Prefix // node IPv4 addresses come from here
+	Store     *store.DB
+	// AdminPassword approves interactive logins in the browser. Empty
+	// disables browser approval; the CLI still works.
+	AdminPassword string
+	// NodeKeyExpiry is how long a node key lives after registration. Zero
+	// means node keys never expire.
+	NodeKeyExpiry time.Duration
+	// AutoApproveTags lists tags whose nodes get every advertised route
+	// approved without an admin, e.g. the gateway's own agent.
+	AutoApproveTags []string
+	// OnRevoke, if set, is called (without locks held) with the node key of a
+	// node that was deleted, expired or logged out, so the relay can drop it.
+	OnRevoke func(key.NodePublic)
+	Version  string
+	Logger   *slog.Logger
+}
+
+// Server is the coordination server. Its in-memory state is authoritative
+// while running; the store is written only on durable changes.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	noiseKey key.MachinePrivate
+	domain   string
+	started  time.Time
+
+	mu        sync.Mutex
+	nodes     map[tailcfg.NodeID]*node
+	byNodeKey map[key.NodePublic]*node
+	byMachine map[key.MachinePublic]*node
+	pending   map[string]*pendingReg // interactive registrations by code
+	sessions  map[*mapSession]bool
+	derpMap   *tailcfg.DERPMap
+	derpGen   uint64
+	gen       uint64 // source of node versions; bumped on every change
+	closed    bool
+}
+
+// node is a registered node: its durable part plus what only lives while
+// the server runs.
+type node struct {
+	store.Node
+	discoKey  key.DiscoPublic
+	endpoints []netip.AddrPort
+	homeDERP  int
+	capVer    tailcfg.CapabilityVersion
+	streams   int    // open streaming map sessions; online when > 0
+	version   uint64 // bumped whenever a peer would see a difference
+}
+
+// noiseKeySetting is the store setting holding the TS2021 private key. It
+// must never change: clients pin it, and a new one orphans every node.
+const noiseKeySetting = "noise_private_key"
+
+// New loads the server's state from cfg.Store. It does not listen; serve
+// Handler from an http.Server.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("control: no store")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	u, err := url.Parse(cfg.ServerURL)
+	if err != nil || u.Hostname() == "" {
+		return nil, fmt.Errorf("control: bad server URL %q", cfg.ServerURL)
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		domain:    "homenet.internal",
+		started:   time.Now(),
+		nodes:     map[tailcfg.NodeID]*node{},
+		byNodeKey: map[key.NodePublic]*node{},
+		byMachine: map[key.MachinePublic]*node{},
+		pending:   map[string]*pendingReg{},
+		sessions:  map[*mapSession]bool{},
+		derpMap:   &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}},
+	}
+	if s.noiseKey, err = loadOrCreateNoiseKey(ctx, cfg.Store); err != nil {
+		return nil, err
+	}
+	stored, err := cfg.Store.Nodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("control: loading nodes: %w", err)
+	}
+	for _, sn := range stored {
+		s.addNodeLocked(&node{Node: sn})
+	}
+	s.log.Info("control: loaded state", "nodes", len(stored), "noise_key", s.noiseKey.Public().ShortString())
+	return s, nil
+}
+
+func loadOrCreateNoiseKey(ctx context.Context, db *store.DB) (key.MachinePrivate, error) {
+	var k key.MachinePrivate
+	v, ok, err := db.Setting(ctx, noiseKeySetting)
+	if err != nil {
+		return k, fmt.Errorf("control: reading noise key: %w", err)
+	}
+	if ok {
+		if err := k.UnmarshalText([]byte(v)); err != nil {
+			return k, fmt.Errorf("control: stored noise key is corrupt: %w", err)
+		}
+		return k, nil
+	}
+	k = key.NewMachine()
+	b, _ := k.MarshalText()
+	if err := db.SetSetting(ctx, noiseKeySetting, string(b)); err != nil {
+		return k, fmt.Errorf("control: saving noise key: %w", err)
+	}
+	return k, nil
+}
+
+// Handler serves the public endpoints: /key, /ts2021, the interactive
+// login pages and a health check.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /key", s.serveKey)
+	mux.HandleFunc("/ts2021", s.serveNoiseUpgrade)
+	mux.HandleFunc("/register/{code}", s.serveRegisterPage)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /{$}", s.serveIndex)
+	return mux
+}
+
+// SetDERPMap replaces the DERP map sent to clients; connected clients get
+// it at once.
+func (s *Server) SetDERPMap(m *tailcfg.DERPMap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.derpMap = m
+	s.derpGen++
+	s.notifyLocked()
+}
+
+// Admit reports whether k is the node key of a registered, unexpired node.
+// The relay asks this for every connection.
+func (s *Server) Admit(k key.NodePublic) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.byNodeKey[k]
+	return n != nil && !n.expired(time.Now())
+}
+
+// Close ends all map sessions.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for ms := range s.sessions {
+		ms.cancel()
+	}
+	return nil
+}
+
+func (n *node) expired(now time.Time) bool {
+	return !n.KeyExpiry.IsZero() && !now.Before(n.KeyExpiry)
+}
+
+func (s *Server) addNodeLocked(n *node) {
+	s.gen++
+	n.version = s.gen
+	s.nodes[n.ID] = n
+	s.byNodeKey[n.NodeKey] = n
+	s.byMachine[n.MachineKey] = n
+}
+
+func (s *Server) removeNodeLocked(n *node) {
+	delete(s.nodes, n.ID)
+	delete(s.byNodeKey, n.NodeKey)
+	delete(s.byMachine, n.MachineKey)
+	for ms := range s.sessions {
+		if ms.nodeID == n.ID {
+			ms.cancel()
+		}
+	}
+}
+
+// touchLocked records that n changed in a way its peers (or itself) see,
+// and wakes every map session.
+func (s *Server) touchLocked(n *node) {
+	s.gen++
+	n.version = s.gen
+	s.notifyLocked()
+}
+
+func (s *Server) notifyLocked() {
+	for ms := range s.sessions {
+		select {
+		case ms.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// revoke tells the relay that k may no longer connect. It must be called
+// without s.mu held.
+func (s *Server) revoke(k key.NodePublic) {
+	if s.cfg.OnRevoke != nil && !k.IsZero() {
+		s.cfg.OnRevoke(k)
+	}
+}
+
+// usedIPv4Locked returns every IPv4 address in use.
+func (s *Server) usedIPv4Locked() map[netip.Addr]bool {
+	used := make(map[netip.Addr]bool, len(s.nodes))
+	for _, n := range s.nodes {
+		used[n.IPv4] = true
+	}
+	return used
+}

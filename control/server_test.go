@@ -1,0 +1,348 @@
+package control
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"homenet/control/store"
+
+	"tailscale.com/control/tsp"
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+)
+
+// testServer is a control server on a loopback httptest server, backed by
+// a real store in a temp dir.
+type testServer struct {
+	*Server
+	url   string
+	db    *store.DB
+	path  string
+	close func()
+}
+
+func newTestServer(t *testing.T, prefix string) *testServer {
+	t.Helper()
+	return openTestServer(t, filepath.Join(t.TempDir(), "homenet.db"), prefix)
+}
+
+func openTestServer(t *testing.T, dbPath, prefix string) *testServer {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(nil)
+	hs.Start()
+	s, err := New(ctx, Config{
+		ServerURL: hs.URL,
+		Prefix4:   netip.MustParsePrefix(prefix),
+		Store:     db,
+		Logger:    slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.Config.Handler = s.Handler()
+	ts := &testServer{Server: s, url: hs.URL, db: db, path: dbPath}
+	ts.close = func() {
+		hs.CloseClientConnections()
+		hs.Close()
+		s.Close()
+		db.Close()
+	}
+	t.Cleanup(ts.close)
+	return ts
+}
+
+// testNode is a tsp client with its keys.
+type testNode struct {
+	c       *tsp.Client
+	mk      key.MachinePrivate
+	nk      key.NodePrivate
+	name    string
+	session *tsp.MapSession
+}
+
+func newTestNode(t *testing.T, url, name string) *testNode {
+	t.Helper()
+	mk := key.NewMachine()
+	c, err := tsp.NewClient(tsp.ClientOpts{ServerURL: url, MachineKey: mk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &testNode{c: c, mk: mk, nk: key.NewNode(), name: name}
+}
+
+func (n *testNode) register(t *testing.T, authKey string) *tailcfg.RegisterResponse {
+	t.Helper()
+	res, err := n.tryRegister(authKey)
+	if err != nil {
+		t.Fatalf("register %s: %v", n.name, err)
+	}
+	return res
+}
+
+func (n *testNode) tryRegister(authKey string) (*tailcfg.RegisterResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return n.c.Register(ctx, tsp.RegisterOpts{
+		NodeKey:  n.nk,
+		AuthKey:  authKey,
+		Hostinfo: &tailcfg.Hostinfo{Hostname: n.name, OS: "linux"},
+	})
+}
+
+func (n *testNode) stream(t *testing.T) *tailcfg.MapResponse {
+	t.Helper()
+	s, err := n.c.Map(context.Background(), tsp.MapOpts{NodeKey: n.nk, Stream: true})
+	if err != nil {
+		t.Fatalf("map %s: %v", n.name, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	n.session = s
+	first, err := s.Next()
+	if err != nil {
+		t.Fatalf("first map message for %s: %v", n.name, err)
+	}
+	return first
+}
+
+// next returns the next non-keep-alive message, failing after timeout.
+func (n *testNode) next(t *testing.T, timeout time.Duration) *tailcfg.MapResponse {
+	t.Helper()
+	type result struct {
+		res *tailcfg.MapResponse
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		for {
+			res, err := n.session.Next()
+			if err != nil || !res.KeepAlive {
+				ch <- result{res, err}
+				return
+			}
+		}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("%s: reading map: %v", n.name, r.err)
+		}
+		return r.res
+	case <-time.After(timeout):
+		t.Fatalf("%s: no map message within %v", n.name, timeout)
+	}
+	return nil
+}
+
+func mustAuthKey(t *testing.T, s *Server, opts AuthKeyOptions) string {
+	t.Helper()
+	_, k, err := s.CreateAuthKey(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestJoinStreamAndDelete(t *testing.T) {
+	for _, prefix := range []string{"100.86.0.0/16", "10.77.0.0/16"} {
+		t.Run(prefix, func(t *testing.T) {
+			s := newTestServer(t, prefix)
+			ak := mustAuthKey(t, s.Server, AuthKeyOptions{Reusable: true})
+			a, b := newTestNode(t, s.url, "phone-a"), newTestNode(t, s.url, "phone-b")
+			for _, n := range []*testNode{a, b} {
+				if res := n.register(t, ak); !res.MachineAuthorized || res.Error != "" {
+					t.Fatalf("register %s: %+v", n.name, res)
+				}
+			}
+			first := a.stream(t)
+			self := first.Node
+			if self == nil || len(self.Addresses) != 2 {
+				t.Fatalf("first map has no self node with two addresses: %+v", self)
+			}
+			v4, v6 := self.Addresses[0].Addr(), self.Addresses[1].Addr()
+			if !netip.MustParsePrefix(prefix).Contains(v4) {
+				t.Errorf("self IPv4 %v not in %v", v4, prefix)
+			}
+			if !Prefix6.Contains(v6) {
+				t.Errorf("self IPv6 %v not in %v", v6, Prefix6)
+			}
+			if _, ok := self.CapMap[tailcfg.NodeAttrDisableLinuxCGNATDropRule]; !ok {
+				t.Errorf("self CapMap lacks %s: %v", tailcfg.NodeAttrDisableLinuxCGNATDropRule, self.CapMap)
+			}
+			if len(first.Peers) != 1 || first.Peers[0].Key != b.nk.Public() {
+				t.Fatalf("first map peers = %v, want phone-b", first.Peers)
+			}
+
+			// b comes online and publishes its disco key: a sees both.
+			b.stream(t)
+			disco := key.NewDisco().Public()
+			if err := b.c.SendMapUpdate(context.Background(), tsp.SendMapUpdateOpts{NodeKey: b.nk, DiscoKey: disco}); err != nil {
+				t.Fatal(err)
+			}
+			waitPeer(t, a, func(p *tailcfg.Node) bool {
+				return p.Key == b.nk.Public() && p.DiscoKey == disco && p.Online != nil && *p.Online
+			})
+
+			// Deleting b removes it from a's netmap and from the relay's view.
+			id := first.Peers[0].ID
+			start := time.Now()
+			if err := s.DeleteNode(context.Background(), id); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				res := a.next(t, 5*time.Second)
+				if len(res.PeersRemoved) == 1 && res.PeersRemoved[0] == id {
+					break
+				}
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("peer removal took %v", d)
+			}
+			if s.Admit(b.nk.Public()) {
+				t.Error("deleted node still admitted to the relay")
+			}
+			if !s.Admit(a.nk.Public()) {
+				t.Error("registered node not admitted to the relay")
+			}
+		})
+	}
+}
+
+// waitPeer reads deltas until one carries a peer matching ok.
+func waitPeer(t *testing.T, n *testNode, ok func(*tailcfg.Node) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		res := n.next(t, time.Until(deadline))
+		for _, p := range res.PeersChanged {
+			if ok(p) {
+				return
+			}
+		}
+	}
+	t.Fatalf("%s: no matching peer change", n.name)
+}
+
+func TestAuthKeyRules(t *testing.T) {
+	s := newTestServer(t, "100.86.0.0/16")
+	oneOff := mustAuthKey(t, s.Server, AuthKeyOptions{})
+	short := mustAuthKey(t, s.Server, AuthKeyOptions{Expiry: time.Millisecond})
+	revoked := mustAuthKey(t, s.Server, AuthKeyOptions{Reusable: true})
+	keys, _ := s.AuthKeys(context.Background())
+	if err := s.ExpireAuthKey(context.Background(), keys[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+
+	tests := []struct {
+		name, key, wantErr string
+	}{
+		{"one-off first use", oneOff, ""},
+		{"one-off second use", oneOff, "already used"},
+		{"expired", short, "expired"},
+		{"revoked", revoked, "expired"},
+		{"wrong secret", oneOff[:len(oneOff)-4] + "0000", "invalid auth key"},
+		{"malformed", "tskey-nonsense", "invalid auth key"},
+		{"unknown prefix", "hn-000000000000-00000000000000000000000000000000", "invalid auth key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := newTestNode(t, s.url, "n").tryRegister(tt.key)
+			if tt.wantErr == "" {
+				if err != nil || !res.MachineAuthorized {
+					t.Fatalf("got %+v, %v; want authorized", res, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got %+v, %v; want error containing %q", res, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestInteractiveApproval(t *testing.T) {
+	s := newTestServer(t, "100.86.0.0/16")
+	n := newTestNode(t, s.url, "laptop")
+	res := n.register(t, "")
+	if res.AuthURL == "" || res.MachineAuthorized {
+		t.Fatalf("register without key = %+v, want an AuthURL", res)
+	}
+	code := res.AuthURL[strings.LastIndex(res.AuthURL, "/")+1:]
+	if _, err := s.ApproveRegistration(context.Background(), "nope"); err == nil {
+		t.Error("approving an unknown code succeeded")
+	}
+	info, err := s.ApproveRegistration(context.Background(), code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != "laptop" || info.NodeKey != n.nk.Public().String() {
+		t.Errorf("approved node = %+v", info)
+	}
+	if res := n.register(t, ""); !res.MachineAuthorized {
+		t.Errorf("register after approval = %+v, want authorized", res)
+	}
+}
+
+func TestRestartKeepsNodes(t *testing.T) {
+	s := newTestServer(t, "10.77.0.0/16")
+	ak := mustAuthKey(t, s.Server, AuthKeyOptions{})
+	n := newTestNode(t, s.url, "phone")
+	n.register(t, ak)
+	before, _ := s.Nodes(context.Background())
+	noiseKey := s.noiseKey.Public()
+	s.close()
+
+	s2 := openTestServer(t, s.path, "10.77.0.0/16")
+	after, _ := s2.Nodes(context.Background())
+	if len(after) != 1 || after[0].Addresses[0] != before[0].Addresses[0] || after[0].Name != before[0].Name {
+		t.Fatalf("after restart nodes = %+v, want %+v", after, before)
+	}
+	if s2.noiseKey.Public() != noiseKey {
+		t.Error("noise key changed across restart")
+	}
+	// The node is still registered: the same key needs no new login.
+	n2 := &testNode{mk: n.mk, nk: n.nk, name: "phone"}
+	c, _ := tsp.NewClient(tsp.ClientOpts{ServerURL: s2.url, MachineKey: n.mk})
+	t.Cleanup(func() { c.Close() })
+	n2.c = c
+	if res := n2.register(t, ""); !res.MachineAuthorized || res.AuthURL != "" {
+		t.Fatalf("register after restart = %+v, want authorized without login", res)
+	}
+}
+
+func TestExpireAndLogout(t *testing.T) {
+	s := newTestServer(t, "100.86.0.0/16")
+	ak := mustAuthKey(t, s.Server, AuthKeyOptions{Reusable: true})
+	n := newTestNode(t, s.url, "phone")
+	n.register(t, ak)
+	nodes, _ := s.Nodes(context.Background())
+	if err := s.ExpireNode(context.Background(), nodes[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if s.Admit(n.nk.Public()) {
+		t.Error("expired node admitted to relay")
+	}
+	if res := n.register(t, ""); res.AuthURL == "" {
+		t.Errorf("expired node re-registering without key got %+v, want a login URL", res)
+	}
+	// Re-registering with a new node key keeps the node's identity.
+	old := nodes[0]
+	n.nk = key.NewNode()
+	n.register(t, ak)
+	nodes, _ = s.Nodes(context.Background())
+	if len(nodes) != 1 || nodes[0].ID != old.ID || nodes[0].Addresses[0] != old.Addresses[0] || nodes[0].Expired {
+		t.Fatalf("after re-registration nodes = %+v, want the same unexpired node", nodes)
+	}
+}
