@@ -1,0 +1,196 @@
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"homenet/control"
+)
+
+// Ports homenet listens on in the lab.
+const (
+	HomenetPort = 8080
+	RelayPort   = 8443
+	STUNPort    = 3478
+)
+
+// HomenetConfig is what a test chooses about the server; the rest of the
+// config file is fixed by the lab.
+type HomenetConfig struct {
+	// Prefix4 is tailnet.prefix4; empty means homenet's default.
+	Prefix4 string
+	// Extra is raw TOML appended to the generated file.
+	Extra string
+}
+
+// Homenet is `homenet serve` running in a lab host, configured with a TOML
+// file in the host's directory.
+type Homenet struct {
+	Host       *Host
+	ConfigPath string
+	StateDir   string
+	// URL is server.url: http://HOST-ADDR:8080, what phones log in to.
+	URL  string
+	Proc *Proc
+
+	bin string
+}
+
+// Homenet writes a config for h and starts `homenet serve`, waiting until
+// the control server answers /key.
+func (l *Lab) Homenet(h *Host, cfg HomenetConfig) *Homenet {
+	l.t.Helper()
+	hn := &Homenet{
+		Host:       h,
+		ConfigPath: h.Dir + "/homenet.toml",
+		StateDir:   h.Dir + "/homenet",
+		URL:        fmt.Sprintf("http://%s:%d", h.Addr(), HomenetPort),
+		bin:        HomenetBinary(l.t),
+	}
+	conf := fmt.Sprintf(`# written by the e2e lab
+state_dir = %q
+
+[server]
+url = %q
+listen = ":%d"
+
+[relay]
+enabled = true
+listen = ":%d"
+stun_listen = ":%d"
+
+[tailnet]
+prefix4 = %q
+`, hn.StateDir, hn.URL, HomenetPort, RelayPort, STUNPort, cfg.Prefix4)
+	if cfg.Extra != "" {
+		conf += "\n" + cfg.Extra + "\n"
+	}
+	if err := os.WriteFile(hn.ConfigPath, []byte(conf), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	l.OnFailure(func() {
+		l.t.Logf("---- %s ----\n%s", hn.ConfigPath, conf)
+		out, err := hn.CLI("nodes", "list")
+		l.t.Logf("---- homenet nodes list ----\n%s%s", out, errOrEmpty(err))
+	})
+	hn.Start()
+	return hn
+}
+
+// Start starts `homenet serve` and waits up to 30 s for it to answer.
+func (hn *Homenet) Start() {
+	t := hn.Host.lab.t
+	t.Helper()
+	if hn.Proc != nil {
+		if exited, _ := hn.Proc.Exited(); !exited {
+			t.Fatal("homenet serve is already running")
+		}
+		hn.Proc.DumpLines = 0 // the log file is shared; the new Proc dumps it
+	}
+	hn.Proc = hn.Host.Start("homenet", nil, hn.bin, "serve", "--config", hn.ConfigPath)
+	hn.Proc.DumpLines = 400
+	labtool := LabtoolBinary(t)
+	WaitFor(t, 30*time.Second, "homenet serve to answer "+hn.URL+"/key", func() error {
+		if exited, err := hn.Proc.Exited(); exited {
+			return fmt.Errorf("homenet serve exited: %v\n%s", err, hn.Proc.Tail(40))
+		}
+		_, err := hn.Host.RunTimeout(5*time.Second, labtool, "http-get", "-timeout=2s", hn.URL+"/key?v=113")
+		return err
+	})
+}
+
+// Stop stops homenet serve (SIGTERM, then SIGKILL after 10 s) and reports
+// an unclean exit.
+func (hn *Homenet) Stop() error {
+	return hn.Proc.Stop()
+}
+
+// Restart stops and starts homenet serve with the same config and state.
+func (hn *Homenet) Restart() {
+	t := hn.Host.lab.t
+	t.Helper()
+	if err := hn.Stop(); err != nil {
+		t.Errorf("homenet serve exited uncleanly on SIGTERM: %v", err)
+	}
+	hn.Start()
+}
+
+// CLI runs `homenet --config FILE ARGS` in the server's host and returns its
+// stdout; the error carries stderr.
+func (hn *Homenet) CLI(args ...string) (string, error) {
+	return hn.Host.Output(30*time.Second, append([]string{hn.bin, "--config", hn.ConfigPath}, args...)...)
+}
+
+// CreateKey runs `homenet keys create FLAGS` and returns the key, which the
+// command prints as the last line of stdout.
+func (hn *Homenet) CreateKey(flags ...string) (string, error) {
+	out, err := hn.CLI(append([]string{"keys", "create"}, flags...)...)
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	key := strings.TrimSpace(lines[len(lines)-1])
+	if key == "" || strings.ContainsAny(key, " \t") {
+		return "", fmt.Errorf("homenet keys create: last stdout line is not a key:\n%s", out)
+	}
+	return key, nil
+}
+
+// Nodes runs `homenet nodes list --json`.
+func (hn *Homenet) Nodes() ([]control.NodeInfo, error) {
+	out, err := hn.CLI("nodes", "list", "--json")
+	if err != nil {
+		return nil, err
+	}
+	var nodes []control.NodeInfo
+	if err := json.Unmarshal([]byte(out), &nodes); err != nil {
+		// Also accept {"nodes": [...]}.
+		var wrapped struct{ Nodes []control.NodeInfo }
+		if err2 := json.Unmarshal([]byte(out), &wrapped); err2 != nil || wrapped.Nodes == nil {
+			return nil, fmt.Errorf("homenet nodes list --json: %v\n%s", err, out)
+		}
+		nodes = wrapped.Nodes
+	}
+	return nodes, nil
+}
+
+// Node returns the node registered with the given hostname.
+func (hn *Homenet) Node(hostname string) (control.NodeInfo, error) {
+	nodes, err := hn.Nodes()
+	if err != nil {
+		return control.NodeInfo{}, err
+	}
+	var names []string
+	for _, n := range nodes {
+		if n.Hostname == hostname || n.Name == hostname {
+			return n, nil
+		}
+		names = append(names, n.Hostname)
+	}
+	return control.NodeInfo{}, fmt.Errorf("no node %q in homenet nodes list (have %v)", hostname, names)
+}
+
+// RSS returns the resident set size of homenet serve, in bytes.
+func (hn *Homenet) RSS() (int64, error) {
+	return RSS(hn.Proc.Pid())
+}
+
+// RSS returns VmRSS of a process, in bytes.
+func RSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no VmRSS line")
+}
