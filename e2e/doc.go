@@ -7,5 +7,6 @@
 //
 // The first run builds tailscaled and tailscale (a few minutes) and caches
 // them under ~/.cache/homenet-e2e. HOMENET_E2E_KEEP=1 keeps each lab's
-// scratch directory (logs, state) for a look after the run.
+// scratch directory (logs, state) for a look after the run;
+// HOMENET_E2E_BINARY=PATH tests that homenet binary instead of building one.
 package e2e

@@ -53,10 +53,16 @@ func (b *built) get(t testing.TB, build func() (string, error)) string {
 
 var homenetBin, labtoolBin, tailscaleBins built
 
-// HomenetBinary builds homenet/cmd/homenet once per test process.
+// HomenetBinary builds homenet/cmd/homenet once per test process, or
+// returns $HOMENET_E2E_BINARY when set (to test a release build).
 func HomenetBinary(t testing.TB) string {
 	t.Helper()
-	return homenetBin.get(t, func() (string, error) { return goBuild(t, "homenet/cmd/homenet", "homenet") })
+	return homenetBin.get(t, func() (string, error) {
+		if p := os.Getenv("HOMENET_E2E_BINARY"); p != "" {
+			return filepath.Abs(p)
+		}
+		return goBuild(t, "homenet/cmd/homenet", "homenet")
+	})
 }
 
 // LabtoolBinary builds the lab's helper program (DNS responder, DERP probe,

@@ -120,10 +120,11 @@ func (hn *Homenet) Restart() {
 	hn.Start()
 }
 
-// CLI runs `homenet --config FILE ARGS` in the server's host and returns its
-// stdout; the error carries stderr.
+// CLI runs `homenet ARGS --config FILE` in the server's host and returns its
+// stdout; the error carries stderr. --config goes last: the command words
+// come first and homenet parses flags anywhere after them.
 func (hn *Homenet) CLI(args ...string) (string, error) {
-	return hn.Host.Output(30*time.Second, append([]string{hn.bin, "--config", hn.ConfigPath}, args...)...)
+	return hn.Host.Output(30*time.Second, append(append([]string{hn.bin}, args...), "--config", hn.ConfigPath)...)
 }
 
 // CreateKey runs `homenet keys create FLAGS` and returns the key, which the
