@@ -1,0 +1,137 @@
+package appliance
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		toml    string
+		wantErr string // substring; empty means valid
+		check   func(t *testing.T, c Config)
+	}{
+		{
+			name: "documented example",
+			toml: `
+state_dir = "/var/lib/homenet"
+[server]
+url = "http://203.0.113.10:8080"
+listen = ":8080"
+[relay]
+enabled = true
+listen = ":8443"
+stun_listen = ":3478"
+[tailnet]
+prefix4 = ""
+`,
+			check: func(t *testing.T, c Config) {
+				if p, _ := c.Prefix4(); p != DefaultPrefix4 {
+					t.Errorf("prefix4 = %v, want default %v", p, DefaultPrefix4)
+				}
+				if c.RelayHostname() != "203.0.113.10" {
+					t.Errorf("relay hostname = %q", c.RelayHostname())
+				}
+				if c.AdminSocket() != "/var/lib/homenet/admin.sock" {
+					t.Errorf("admin socket = %q", c.AdminSocket())
+				}
+			},
+		},
+		{
+			name: "non-CGNAT prefix",
+			toml: "[tailnet]\nprefix4 = \"10.77.0.0/16\"\n",
+			check: func(t *testing.T, c Config) {
+				if p, _ := c.Prefix4(); p != netip.MustParsePrefix("10.77.0.0/16") {
+					t.Errorf("prefix4 = %v", p)
+				}
+			},
+		},
+		{
+			name: "empty file keeps defaults",
+			toml: "",
+			check: func(t *testing.T, c Config) {
+				if !c.Relay.Enabled || c.Server.Listen != ":8080" || c.StateDir != "/var/lib/homenet" {
+					t.Errorf("defaults lost: %+v", c)
+				}
+			},
+		},
+		{name: "unknown key", toml: "[relay]\nlisen = \":1\"\n", wantErr: "relay.lisen: unknown key"},
+		{name: "syntax error", toml: "[server\n", wantErr: "line 2"},
+		{name: "wrong type", toml: "[relay]\nenabled = \"yes\"\n", wantErr: "enabled"},
+		{name: "bad prefix", toml: "[tailnet]\nprefix4 = \"10.77.0.0/33\"\n", wantErr: "tailnet.prefix4"},
+		{name: "prefix host bits", toml: "[tailnet]\nprefix4 = \"10.77.0.1/16\"\n", wantErr: "did you mean 10.77.0.0/16"},
+		{name: "v6 prefix4", toml: "[tailnet]\nprefix4 = \"fd00::/64\"\n", wantErr: "not IPv4"},
+		{name: "tiny prefix", toml: "[tailnet]\nprefix4 = \"10.0.0.0/30\"\n", wantErr: "too small"},
+		{name: "url scheme", toml: "[server]\nurl = \"ftp://x\"\n", wantErr: "server.url"},
+		{name: "url path", toml: "[server]\nurl = \"http://x/y\"\n", wantErr: "must not have a path"},
+		{name: "bad listen", toml: "[server]\nlisten = \"8080\"\n", wantErr: "server.listen"},
+		{name: "bad relay listen", toml: "[relay]\nlisten = \"host:1\"\n", wantErr: "relay.listen"},
+		{name: "relay off ignores relay listen", toml: "[relay]\nenabled = false\nlisten = \"x\"\n"},
+		{name: "acme http", toml: "[relay]\nacme_directory = \"http://x\"\n", wantErr: "relay.acme_directory"},
+		{name: "bad gateway route", toml: "[gateway]\nroutes = [\"192.168.1.0\"]\n", wantErr: "gateway.routes"},
+		{name: "empty state dir", toml: "state_dir = \"\"\n", wantErr: "state_dir"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tt.toml))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.check != nil {
+				tt.check(t, c)
+			}
+		})
+	}
+}
+
+func TestLoadConfigNamesFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "homenet.toml")
+	os.WriteFile(path, []byte("state_dir = \"state\"\n[tailnet]\nprefix4 = \"nope\"\n"), 0o600)
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("err = %v, want it to name %s", err, path)
+	}
+	os.WriteFile(path, []byte("state_dir = \"state\"\n"), 0o600)
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "state"); c.StateDir != want {
+		t.Errorf("relative state_dir = %q, want %q", c.StateDir, want)
+	}
+	if _, err := LoadConfig(filepath.Join(dir, "missing.toml")); err == nil {
+		t.Error("missing file loaded")
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte("[server]\nurl = \"http://1.2.3.4:8080\"\n"))
+	f.Add([]byte("[tailnet]\nprefix4 = \"10.77.0.0/16\"\n"))
+	f.Add([]byte("[relay]\nenabled = false\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig(b)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		// Whatever parses must be usable.
+		if _, err := c.Prefix4(); err != nil {
+			t.Fatalf("valid config has bad prefix: %v", err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("parsed config fails validation: %v", err)
+		}
+	})
+}
