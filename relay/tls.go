@@ -1,0 +1,79 @@
+package relay
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"slices"
+
+	"golang.org/x/crypto/acme"
+)
+
+// certSource provides the certificate of the DERP listener.
+type certSource interface {
+	// getCertificate returns the certificate for hello. The result may be
+	// shared; serverTLSConfig copies it before handing it to crypto/tls.
+	getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error)
+	// alpn lists ALPN protocols to offer besides HTTP/1.1.
+	alpn() []string
+	// certName is the DERPNode.CertName clients need: a "sha256-raw:" pin
+	// for a self-signed certificate, empty for a publicly trusted one.
+	certName() string
+	// describe says which certificate is served, for logs.
+	describe() string
+	// warmUp prepares the certificate in the background once the listener
+	// is serving (an ACME validation connects to it).
+	warmUp()
+}
+
+// newCertSource picks the certificate source for host: a self-signed
+// certificate pinned by hash for IP literals (and an empty hostname), ACME for
+// DNS names.
+func newCertSource(cfg Config, host hostname, logger *slog.Logger) (certSource, error) {
+	if host.name == "" {
+		return loadOrCreateSelfSigned(cfg.StateDir, host.ip, logger)
+	}
+	return newACMECerts(cfg, host.name, logger), nil
+}
+
+// serverTLSConfig returns the TLS configuration of the DERP listener.
+// addMetaCert is derpserver.Server.ModifyTLSConfigToAddMetaCert, which makes
+// every handshake also carry the DERP server's key (saving clients a round
+// trip); ACME TLS-ALPN-01 challenge handshakes are served without it, since
+// the validator wants exactly the challenge certificate.
+func serverTLSConfig(src certSource, addMetaCert func(*tls.Config)) *tls.Config {
+	plain := func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		cert, err := src.getCertificate(hello)
+		if err != nil || cert == nil {
+			return cert, err
+		}
+		return cloneCert(cert), nil
+	}
+	conf := &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		NextProtos:     append([]string{"http/1.1"}, src.alpn()...),
+		GetCertificate: plain,
+	}
+	addMetaCert(conf)
+	withMeta := conf.GetCertificate
+	conf.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if isACMEChallenge(hello) {
+			return plain(hello)
+		}
+		return withMeta(hello)
+	}
+	return conf
+}
+
+// cloneCert returns a shallow copy of c whose chain can be appended to
+// without touching c: a shared *tls.Certificate that gets the meta cert
+// appended concurrently is a known data race (tailscale#4082).
+func cloneCert(c *tls.Certificate) *tls.Certificate {
+	cp := *c
+	cp.Certificate = slices.Clip(slices.Clone(c.Certificate))
+	return &cp
+}
+
+// isACMEChallenge reports whether hello is an ACME TLS-ALPN-01 validation.
+func isACMEChallenge(hello *tls.ClientHelloInfo) bool {
+	return len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto
+}
