@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,8 +56,8 @@ func TestRelayAdmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tn.hn.CLI("nodes", "delete", fmt.Sprint(node.ID)); err != nil {
-		t.Fatalf("homenet nodes delete %d: %v", node.ID, err)
+	if _, err := tn.hn.CLI("nodes", "delete", strconv.FormatInt(int64(node.ID), 10)); err != nil {
+		t.Fatalf("homenet nodes delete %d: %v", int64(node.ID), err)
 	}
 	deleted := time.Now()
 	err = lab.Poll(5*time.Second, func() error {

@@ -302,7 +302,7 @@ type NATRouter struct {
 // NATRouter creates a router with WAN interface eth0 on wan and a LAN
 // bridge "lan0" with address lan (CIDR, e.g. "10.1.0.1/24"), which hosts on
 // the LAN use as their default gateway. Traffic from the LAN leaving eth0
-// is MASQUERADEd.
+// is MASQUERADEd; unsolicited traffic from the WAN is dropped.
 func (l *Lab) NATRouter(name string, wan Link, lan string, opts NATOpts) *NATRouter {
 	l.t.Helper()
 	h := l.Host(name, wan)
@@ -313,6 +313,17 @@ func (l *Lab) NATRouter(name string, wan Link, lan string, opts NATOpts) *NATRou
 		args = append(args, "--random-fully")
 	}
 	h.MustRun(args...)
+	// Like every home router, drop unsolicited traffic from the WAN. This
+	// matters for hole punching, not only for safety: a packet that
+	// reaches the router itself unsolicited (say, a peer's disco ping to
+	// WAN:41641 before our own first packet) would otherwise leave a
+	// conntrack entry that takes the port, so MASQUERADE maps our later
+	// packets to that peer to a different port and a direct path never
+	// forms. A dropped packet's entry is never confirmed.
+	for _, chain := range []string{"INPUT", "FORWARD"} {
+		h.MustRun("iptables", "-A", chain, "-i", "eth0", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+		h.MustRun("iptables", "-A", chain, "-i", "eth0", "-j", "DROP")
+	}
 	return r
 }
 

@@ -73,6 +73,16 @@ func TestNATRewritesSource(t *testing.T) {
 		t.Errorf("p1 TCP seen from %v, want 198.51.100.11", got.Addr())
 	}
 
+	// A peer's packet that reaches the NAT before our own first packet to
+	// that peer (hole punching from both sides at once) must not take the
+	// port: the router drops it, and our mapping still keeps 41641.
+	n.srv.LabtoolServer("whoami", "-listen", ":9998", "-poke", "198.51.100.11:41642")
+	time.Sleep(100 * time.Millisecond)
+	out, err := n.p1.Labtool(10*time.Second, "whoami-query", "-addr", "198.51.100.200:9998", "-proto", "udp", "-lport", "41642")
+	if err != nil || strings.TrimSpace(out) != "198.51.100.11:41642" {
+		t.Errorf("after an unsolicited packet to 198.51.100.11:41642, p1's packets from port 41642 are seen as %q (%v), want 198.51.100.11:41642", out, err)
+	}
+
 	// --random-fully: address rewritten, ports randomized per flow. One
 	// port could stay the same by chance (about 1 in 28000), three cannot.
 	kept := 0

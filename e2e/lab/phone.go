@@ -90,7 +90,9 @@ func (p *Phone) Up(loginServer, authKey string, extra ...string) error {
 	return err
 }
 
-var authURLRe = regexp.MustCompile(`https?://\S+/register/\S+`)
+// authURLRe finds the URL `tailscale up` prints:
+// "To authenticate, visit:\n\n\thttp://…/register/CODE".
+var authURLRe = regexp.MustCompile(`To authenticate, visit:\s+(https?://\S+)`)
 
 // UpInteractive starts `tailscale up` without a key in the background and
 // returns the auth URL it prints, and the running command: it exits once the
@@ -102,8 +104,8 @@ func (p *Phone) UpInteractive(loginServer string) (authURL string, up *Proc, err
 		return "", nil, err
 	}
 	err = Poll(30*time.Second, func() error {
-		if m := authURLRe.FindString(up.Log()); m != "" {
-			authURL = m
+		if m := authURLRe.FindStringSubmatch(up.Log()); m != nil {
+			authURL = m[1]
 			return nil
 		}
 		if exited, err := up.Exited(); exited {

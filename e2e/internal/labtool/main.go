@@ -9,7 +9,7 @@
 //	labtool derp-probe -derpmap FILE -key new|state:FILE [-timeout D]
 //	labtool tcp-echo -listen ADDR
 //	labtool tcp-check -addr ADDR [-timeout D]
-//	labtool whoami -listen ADDR            (TCP and UDP)
+//	labtool whoami -listen ADDR [-poke ADDR] (TCP and UDP)
 //	labtool whoami-query -addr ADDR [-proto udp|tcp] [-lport N]
 //
 // Exit status: 0 success, 1 failure, 2 usage, 3 (derp-probe) refused.

@@ -95,10 +95,20 @@ func tcpCheck(args []string) error {
 func whoami(args []string) error {
 	fs := flag.NewFlagSet("whoami", flag.ExitOnError)
 	listen := fs.String("listen", ":9999", "TCP and UDP address")
+	poke := fs.String("poke", "", "host:port to send one unsolicited UDP packet to from the listening port, first")
 	fs.Parse(args)
 	pc, err := net.ListenPacket("udp", *listen)
 	if err != nil {
 		return err
+	}
+	if *poke != "" {
+		to, err := net.ResolveUDPAddr("udp", *poke)
+		if err != nil {
+			return err
+		}
+		if _, err := pc.WriteTo([]byte("poke"), to); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
