@@ -131,8 +131,9 @@ func (s *Server) registerWithAuthKey(ctx context.Context, mkey key.MachinePublic
 	s.mu.Lock()
 	existing := s.byMachine[mkey]
 	s.mu.Unlock()
-	// A node re-registering with the key that enrolled it doesn't use it up.
-	reuse := existing != nil && existing.AuthKeyID == ak.ID
+	// A node in good standing re-registering with the key that enrolled it
+	// (tailscale up run again) doesn't need the key to be still usable.
+	reuse := existing != nil && existing.AuthKeyID == ak.ID && !existing.expired(now)
 	if !reuse && !authKeyValid(ak, now) {
 		return nil, registerError("auth key expired or already used")
 	}
@@ -182,12 +183,20 @@ func (s *Server) enroll(ctx context.Context, mkey key.MachinePublic, nk key.Node
 		sn.KeyExpiry = now.Add(s.cfg.NodeKeyExpiry)
 	}
 	sn.Ephemeral = ephemeral
-	var err error
+	// Re-registering with the key that enrolled the node doesn't use it up.
+	useKey := ak != nil && (isNew || sn.AuthKeyID != ak.ID || old.expired(now))
 	if ak != nil {
 		sn.AuthKeyID, sn.Tags = ak.ID, slices.Clone(ak.Tags)
+	}
+	var err error
+	if useKey {
 		err = s.cfg.Store.RegisterWithAuthKey(ctx, &sn, ak.ID)
 	} else {
 		err = s.cfg.Store.PutNode(ctx, &sn)
+	}
+	if errors.Is(err, store.ErrKeyUnusable) {
+		s.mu.Unlock()
+		return nil, registerError("auth key expired or already used")
 	}
 	if err != nil {
 		s.mu.Unlock()

@@ -346,3 +346,26 @@ func TestExpireAndLogout(t *testing.T) {
 		t.Fatalf("after re-registration nodes = %+v, want the same unexpired node", nodes)
 	}
 }
+
+func TestOneOffKeyReuse(t *testing.T) {
+	s := newTestServer(t, "100.86.0.0/16")
+	ak := mustAuthKey(t, s.Server, AuthKeyOptions{})
+	n := newTestNode(t, s.url, "phone")
+	n.register(t, ak)
+	// Running tailscale up again with the same key on the same machine works.
+	n.nk = key.NewNode()
+	if _, err := n.tryRegister(ak); err != nil {
+		t.Fatalf("same machine, same one-off key: %v", err)
+	}
+	// Another machine can't use it.
+	if _, err := newTestNode(t, s.url, "other").tryRegister(ak); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("second machine with a spent one-off key: err = %v", err)
+	}
+	// After expiry, a spent key is no way back in.
+	nodes, _ := s.Nodes(context.Background())
+	s.ExpireNode(context.Background(), nodes[0].ID)
+	n.nk = key.NewNode()
+	if _, err := n.tryRegister(ak); err == nil {
+		t.Fatal("expired node re-registered with a spent one-off key")
+	}
+}
