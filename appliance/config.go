@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -63,7 +64,16 @@ type GatewayConfig struct {
 	Enabled  bool     `toml:"enabled"`
 	Routes   []string `toml:"routes"` // empty: detected
 	ExitNode bool     `toml:"exit_node"`
+	// Firewall picks the netfilter backend: "auto", "iptables",
+	// "iptables-nft", "iptables-legacy" or "nftables".
+	Firewall string `toml:"firewall"`
+	// Masquerade rewrites tailnet sources to the gateway's LAN address, so
+	// LAN hosts need no route back to the tailnet.
+	Masquerade bool `toml:"masquerade"`
 }
+
+// FirewallKinds are the values gateway.firewall accepts.
+var FirewallKinds = []string{"auto", "iptables", "iptables-nft", "iptables-legacy", "nftables"}
 
 // DefaultPrefix4 lies inside 100.64.0.0/10 but avoids 100.64.0.0/16, where
 // carrier CGNAT pools usually start, and 100.100.0.0/16, where cloud hosts
@@ -84,7 +94,7 @@ func DefaultConfig() Config {
 			Listen:     ":8443",
 			STUNListen: ":3478",
 		},
-		Gateway: GatewayConfig{ExitNode: true},
+		Gateway: GatewayConfig{ExitNode: true, Firewall: "auto", Masquerade: true},
 	}
 }
 
@@ -150,6 +160,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Prefix4(); err != nil {
 		return fmt.Errorf("tailnet.prefix4: %w", err)
+	}
+	if !slices.Contains(FirewallKinds, c.Gateway.Firewall) {
+		return fmt.Errorf("gateway.firewall: %q is not one of %s", c.Gateway.Firewall, strings.Join(FirewallKinds, ", "))
 	}
 	for _, r := range c.Gateway.Routes {
 		if _, err := netip.ParsePrefix(r); err != nil {

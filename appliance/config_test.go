@@ -73,6 +73,7 @@ prefix4 = ""
 		{name: "relay off ignores relay listen", toml: "[relay]\nenabled = false\nlisten = \"x\"\n"},
 		{name: "acme http", toml: "[relay]\nacme_directory = \"http://x\"\n", wantErr: "relay.acme_directory"},
 		{name: "bad gateway route", toml: "[gateway]\nroutes = [\"192.168.1.0\"]\n", wantErr: "gateway.routes"},
+		{name: "bad firewall", toml: "[gateway]\nfirewall = \"pf\"\n", wantErr: "gateway.firewall"},
 		{name: "empty state dir", toml: "state_dir = \"\"\n", wantErr: "state_dir"},
 	}
 	for _, tt := range tests {

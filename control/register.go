@@ -178,15 +178,17 @@ func (s *Server) enroll(ctx context.Context, mkey key.MachinePublic, nk key.Node
 	if hi != nil {
 		sn.Hostinfo = hi.Clone()
 	}
-	sn.KeyExpiry = time.Time{}
-	if s.cfg.NodeKeyExpiry > 0 {
-		sn.KeyExpiry = now.Add(s.cfg.NodeKeyExpiry)
-	}
 	sn.Ephemeral = ephemeral
 	// Re-registering with the key that enrolled the node doesn't use it up.
 	useKey := ak != nil && (isNew || sn.AuthKeyID != ak.ID || old.expired(now))
 	if ak != nil {
 		sn.AuthKeyID, sn.Tags = ak.ID, slices.Clone(ak.Tags)
+	}
+	// Tagged nodes are infrastructure (the gateway's own agent): their keys
+	// don't expire, like tagged devices on Tailscale.
+	sn.KeyExpiry = time.Time{}
+	if s.cfg.NodeKeyExpiry > 0 && len(sn.Tags) == 0 {
+		sn.KeyExpiry = now.Add(s.cfg.NodeKeyExpiry)
 	}
 	var err error
 	if useKey {
