@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -57,6 +59,9 @@ type TailnetConfig struct {
 	// Prefix4 is the IPv4 prefix node addresses come from. Empty means
 	// DefaultPrefix4, inside 100.64.0.0/10.
 	Prefix4 string `toml:"prefix4"`
+	// NodeKeyExpiry is how long a node stays logged in, e.g. "180d" or
+	// "720h". Empty or "0" means never.
+	NodeKeyExpiry string `toml:"node_key_expiry"`
 }
 
 // GatewayConfig configures the subnet-router and exit-node agent.
@@ -164,6 +169,9 @@ func (c *Config) Validate() error {
 	if !slices.Contains(FirewallKinds, c.Gateway.Firewall) {
 		return fmt.Errorf("gateway.firewall: %q is not one of %s", c.Gateway.Firewall, strings.Join(FirewallKinds, ", "))
 	}
+	if _, err := c.NodeKeyExpiry(); err != nil {
+		return fmt.Errorf("tailnet.node_key_expiry: %w", err)
+	}
 	for _, r := range c.Gateway.Routes {
 		if _, err := netip.ParsePrefix(r); err != nil {
 			return fmt.Errorf("gateway.routes: %q is not a CIDR prefix", r)
@@ -191,6 +199,26 @@ func (c *Config) Prefix4() (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q is too large; use /8 or smaller", c.Tailnet.Prefix4)
 	}
 	return p, nil
+}
+
+// NodeKeyExpiry returns tailnet.node_key_expiry; zero means never.
+func (c *Config) NodeKeyExpiry() (time.Duration, error) {
+	v := c.Tailnet.NodeKeyExpiry
+	if v == "" || v == "0" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("%q is not a whole number of days", v)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Minute {
+		return 0, fmt.Errorf("%q is not a duration of at least a minute (like \"180d\" or \"720h\")", v)
+	}
+	return d, nil
 }
 
 // RelayHostname is the name or address clients dial for the relay.

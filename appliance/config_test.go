@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -74,6 +75,13 @@ prefix4 = ""
 		{name: "acme http", toml: "[relay]\nacme_directory = \"http://x\"\n", wantErr: "relay.acme_directory"},
 		{name: "bad gateway route", toml: "[gateway]\nroutes = [\"192.168.1.0\"]\n", wantErr: "gateway.routes"},
 		{name: "bad firewall", toml: "[gateway]\nfirewall = \"pf\"\n", wantErr: "gateway.firewall"},
+		{name: "expiry days", toml: "[tailnet]\nnode_key_expiry = \"180d\"\n", check: func(t *testing.T, c Config) {
+			if d, _ := c.NodeKeyExpiry(); d != 180*24*time.Hour {
+				t.Errorf("expiry = %v", d)
+			}
+		}},
+		{name: "bad expiry", toml: "[tailnet]\nnode_key_expiry = \"soon\"\n", wantErr: "tailnet.node_key_expiry"},
+		{name: "tiny expiry", toml: "[tailnet]\nnode_key_expiry = \"1s\"\n", wantErr: "at least a minute"},
 		{name: "empty state dir", toml: "state_dir = \"\"\n", wantErr: "state_dir"},
 	}
 	for _, tt := range tests {

@@ -32,6 +32,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	prefix4, _ := cfg.Prefix4()
+	keyExpiry, _ := cfg.NodeKeyExpiry()
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("creating state dir: %w", err)
 	}
@@ -53,6 +54,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Prefix4:         prefix4,
 		Store:           db,
 		AdminPassword:   password,
+		NodeKeyExpiry:   keyExpiry,
 		AutoApproveTags: []string{GatewayTag},
 		OnRevoke: func(k key.NodePublic) {
 			if rl != nil {
