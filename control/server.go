@@ -57,6 +57,7 @@ type Server struct {
 	derpGen   uint64
 	gen       uint64 // source of node versions; bumped on every change
 	closed    bool
+	done      chan struct{} // closed by Close
 }
 
 // node is a registered node: its durable part plus what only lives while
@@ -99,6 +100,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		pending:   map[string]*pendingReg{},
 		sessions:  map[*mapSession]bool{},
 		derpMap:   &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}},
+		done:      make(chan struct{}),
 	}
 	if s.noiseKey, err = loadOrCreateNoiseKey(ctx, cfg.Store); err != nil {
 		return nil, err
@@ -111,7 +113,44 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.addNodeLocked(&node{Node: sn})
 	}
 	s.log.Info("control: loaded state", "nodes", len(stored), "noise_key", s.noiseKey.Public().ShortString())
+	go s.expireLoop(expiryCheckInterval)
 	return s, nil
+}
+
+const expiryCheckInterval = 15 * time.Second
+
+// expireLoop notices node keys that expire with the passing of time: peers
+// must learn of it and the relay must drop them.
+func (s *Server) expireLoop(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			for _, k := range s.expireDue(last, now) {
+				s.revoke(k)
+			}
+			last = now
+		}
+	}
+}
+
+// expireDue marks nodes whose keys expired in (since, now] as changed and
+// returns their keys.
+func (s *Server) expireDue(since, now time.Time) []key.NodePublic {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []key.NodePublic
+	for _, n := range s.nodes {
+		if e := n.KeyExpiry; !e.IsZero() && e.After(since) && !e.After(now) {
+			s.touchLocked(n)
+			keys = append(keys, n.NodeKey)
+		}
+	}
+	return keys
 }
 
 func loadOrCreateNoiseKey(ctx context.Context, db *store.DB) (key.MachinePrivate, error) {
@@ -171,6 +210,9 @@ func (s *Server) Admit(k key.NodePublic) bool {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	for ms := range s.sessions {
 		ms.cancel()

@@ -369,3 +369,23 @@ func TestOneOffKeyReuse(t *testing.T) {
 		t.Fatal("expired node re-registered with a spent one-off key")
 	}
 }
+
+func TestExpiryByTime(t *testing.T) {
+	s := newTestServer(t, "100.86.0.0/16")
+	s.cfg.NodeKeyExpiry = time.Hour
+	ak := mustAuthKey(t, s.Server, AuthKeyOptions{Reusable: true})
+	a, b := newTestNode(t, s.url, "a"), newTestNode(t, s.url, "b")
+	a.register(t, ak)
+	b.register(t, ak)
+	a.stream(t)
+	now := time.Now()
+	keys := s.expireDue(now, now.Add(2*time.Hour))
+	if len(keys) != 2 {
+		t.Fatalf("expireDue found %d keys, want 2", len(keys))
+	}
+	// The expiry is news to peers: a delta carries b again.
+	waitPeer(t, a, func(p *tailcfg.Node) bool { return p.Key == b.nk.Public() })
+	if got := s.expireDue(now.Add(2*time.Hour), now.Add(3*time.Hour)); len(got) != 0 {
+		t.Errorf("expired keys reported twice: %v", got)
+	}
+}
