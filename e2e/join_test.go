@@ -68,7 +68,7 @@ func testTwoPhones(t *testing.T, opts tailnetOpts) {
 
 	// Plain MASQUERADE keeps ports: with endpoints propagated, a direct
 	// path to p2's public address forms.
-	wantEndpoint := tn.natWAN(2)
+	wantEndpoint := tn.wanAddr(12) // nat2
 	var pongs pongList
 	lab.WaitFor(t, pathTimeout, "a direct path p1 → p2", func() error {
 		out, err := p1.TailscalePing("--c=10", ip2.String())
@@ -82,11 +82,6 @@ func testTwoPhones(t *testing.T, opts tailnetOpts) {
 		return fmt.Errorf("no direct pong yet (%v): %v\n%s", pongs, err, out)
 	})
 	t.Logf("paths behind plain MASQUERADE: %v", pongs)
-}
-
-// natWAN is the public address of the n-th NAT router made by natHost.
-func (tn *tailnet) natWAN(n int) netip.Addr {
-	return netip.MustParseAddr(fmt.Sprintf("198.51.100.%d", 10+n))
 }
 
 // pong is one "pong from NAME (IP…) via VIA in LATENCY" line of tailscale ping.

@@ -22,7 +22,7 @@ func TestRelayAdmission(t *testing.T) {
 	tn.join(t, tn.key(t), p1, p2)
 
 	// A stranger on the internet, with the DERP map the phones were given.
-	stranger := tn.lab.Host("stranger", tn.inet.Link("198.51.100.50/24"))
+	stranger := tn.lab.Host("stranger", tn.inet.Link(tn.wanAddr(50).String()+"/24"))
 	dm, err := p1.DERPMap()
 	if err != nil {
 		t.Fatalf("tailscale debug derp-map: %v", err)

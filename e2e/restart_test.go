@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,9 +14,22 @@ import (
 // TestRestartKeepsNodes: after `homenet serve` restarts, nodes reconnect
 // without logging in again and keep their addresses; traffic flows. It also
 // reports homenet's RSS with three nodes joined.
+//
+// It runs with the server on a public and on a private address: for an
+// http:// login server on a public address, the real client falls back to
+// Noise over TLS on port 443 once a reconnect fails, and stays there while
+// it retries (control/ts2021/client.go, health.LastNoiseDialWasRecent).
 func TestRestartKeepsNodes(t *testing.T) {
-	t.Parallel()
-	tn := newTailnet(t, tailnetOpts{})
+	for _, wan := range []string{publicWAN, privateWAN} {
+		t.Run("wan="+wan+".0/24", func(t *testing.T) {
+			t.Parallel()
+			testRestartKeepsNodes(t, tailnetOpts{WAN: wan})
+		})
+	}
+}
+
+func testRestartKeepsNodes(t *testing.T, opts tailnetOpts) {
+	tn := newTailnet(t, opts)
 	phones := []*lab.Phone{tn.phone("p1"), tn.phone("p2"), tn.phone("p3")}
 	tn.join(t, tn.key(t), phones...)
 
@@ -44,7 +58,7 @@ func TestRestartKeepsNodes(t *testing.T) {
 
 	// Every node is online again as far as the server knows: the phones
 	// reconnected to the new process.
-	lab.WaitFor(t, joinTimeout, "all 3 nodes online in homenet after the restart", func() error {
+	err := lab.Poll(joinTimeout, func() error {
 		nodes, err := tn.hn.Nodes()
 		if err != nil {
 			return err
@@ -60,6 +74,15 @@ func TestRestartKeepsNodes(t *testing.T) {
 		}
 		return nil
 	})
+	if err != nil {
+		for _, p := range phones {
+			if strings.Contains(p.Daemon.Log(), "forcing port 443 dial") {
+				t.Errorf("%s: tailscaled gave up on %s after the restart and dials Noise over TLS on %v:443 instead "+
+					"(the client does that for http:// servers on non-private addresses); nothing answers there", p.Name, tn.hn.URL, tn.gw.Addr())
+			}
+		}
+		t.Fatalf("waiting for all 3 nodes online in homenet after the restart: %v", err)
+	}
 	t.Logf("nodes back online %v after the restart", time.Since(restarted).Round(time.Millisecond))
 
 	for _, p := range phones {

@@ -12,9 +12,10 @@ import (
 
 // The home tailnet every scenario starts from:
 //
-//	internet 198.51.100.0/24 ─┬─ gw 198.51.100.1   homenet serve (control :8080, DERP :8443, STUN :3478)
-//	                          ├─ nat1 198.51.100.11 ── 10.1.0.0/24 ── p1 10.1.0.2  tailscaled
-//	                          ├─ nat2 198.51.100.12 ── 10.2.0.0/24 ── p2 10.2.0.2  tailscaled
+//	internet 198.51.100.0/24 ─┬─ gw .1    homenet serve (control :8080, DERP :8443, STUN :3478)
+//	                          │          └─ home LAN 192.168.1.0/24
+//	                          ├─ nat1 .11 ── 10.1.0.0/24 ── p1 10.1.0.2  tailscaled
+//	                          ├─ nat2 .12 ── 10.2.0.0/24 ── p2 10.2.0.2  tailscaled
 //	                          └─ …
 type tailnet struct {
 	lab  *lab.Lab
@@ -28,7 +29,17 @@ type tailnet struct {
 type tailnetOpts struct {
 	Prefix4     string // tailnet.prefix4; "" for homenet's default
 	RandomFully bool   // phones' NAT routers use MASQUERADE --random-fully
+	// WAN is the first three octets of the internet's /24: publicWAN (the
+	// default) or privateWAN. The real client treats an http:// login
+	// server on a private address differently (it never falls back to
+	// Noise over TLS on :443), so some scenarios try both.
+	WAN string
 }
+
+const (
+	publicWAN  = "198.51.100" // TEST-NET-2: public as far as the client can tell
+	privateWAN = "172.16.0"   // RFC 1918
+)
 
 // Timeouts shared by the scenarios.
 const (
@@ -37,9 +48,12 @@ const (
 )
 
 func newTailnet(t *testing.T, opts tailnetOpts) *tailnet {
+	if opts.WAN == "" {
+		opts.WAN = publicWAN
+	}
 	l := lab.New(t)
 	inet := l.Internet()
-	gw := l.Host("gw", inet.Link("198.51.100.1/24"))
+	gw := l.Host("gw", inet.Link(opts.WAN+".1/24"))
 	gw.Bridge("lan0", "192.168.1.1/24") // the home LAN, for the gateway agent later
 	return &tailnet{
 		lab:  l,
@@ -50,12 +64,17 @@ func newTailnet(t *testing.T, opts tailnetOpts) *tailnet {
 	}
 }
 
+// wanAddr returns the internet address WAN.host.
+func (tn *tailnet) wanAddr(host int) netip.Addr {
+	return netip.MustParseAddr(fmt.Sprintf("%s.%d", tn.opts.WAN, host))
+}
+
 // natHost puts a new host named name behind a NAT router of its own on the
-// internet (nat<N> at 198.51.100.1N, LAN 10.N.0.0/24, the host at 10.N.0.2).
+// internet (nat<N> at WAN.1N, LAN 10.N.0.0/24, the host at 10.N.0.2).
 func (tn *tailnet) natHost(name string) (*lab.NATRouter, *lab.Host) {
 	tn.nats++
 	n := tn.nats
-	nat := tn.lab.NATRouter(fmt.Sprintf("nat%d", n), tn.inet.Link(fmt.Sprintf("198.51.100.%d/24", 10+n)),
+	nat := tn.lab.NATRouter(fmt.Sprintf("nat%d", n), tn.inet.Link(fmt.Sprintf("%v/24", tn.wanAddr(10+n))),
 		fmt.Sprintf("10.%d.0.1/24", n), lab.NATOpts{RandomFully: tn.opts.RandomFully})
 	return nat, tn.lab.Host(name, nat.LAN.Link(fmt.Sprintf("10.%d.0.2/24", n)))
 }

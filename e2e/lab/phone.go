@@ -193,13 +193,24 @@ func (p *Phone) WaitPeers(timeout time.Duration, others ...*Phone) error {
 				return fmt.Errorf("%s does not see peer %s (sees %s)", p.Name, name, peerNames(st))
 			}
 			for _, ip := range ips {
-				if !slices.Contains(ps.TailscaleIPs, ip) {
-					return fmt.Errorf("%s sees peer %s with IPs %v, want %v", p.Name, name, ps.TailscaleIPs, ips)
+				if !peerHas(ps, ip) {
+					return fmt.Errorf("%s sees peer %s with IPs %v (allowed IPs %v), want %v", p.Name, name, ps.TailscaleIPs, ps.AllowedIPs, ips)
 				}
 			}
 		}
 		return nil
 	})
+}
+
+// peerHas reports whether the peer has address ip. tailscale status lists
+// only a peer's addresses in 100.64.0.0/10 and fd7a:115c:a1e0::/48 as its
+// TailscaleIPs; others (tailnet.prefix4 = "10.77.0.0/16") show only in
+// AllowedIPs.
+func peerHas(ps *ipnstate.PeerStatus, ip netip.Addr) bool {
+	if slices.Contains(ps.TailscaleIPs, ip) {
+		return true
+	}
+	return ps.AllowedIPs != nil && slices.Contains(ps.AllowedIPs.AsSlice(), netip.PrefixFrom(ip, ip.BitLen()))
 }
 
 func peerNames(st *ipnstate.Status) string {
