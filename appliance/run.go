@@ -91,11 +91,15 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer httpSrv.Close()
-	adminSrv, err := serveAdmin(cfg.AdminSocket(), control.AdminHandler(srv, logger), errc)
+	adminLn, err := control.ListenAdmin(cfg.AdminSocket())
 	if err != nil {
 		return err
 	}
-	defer adminSrv.Close()
+	go func() {
+		if err := control.ServeAdmin(ctx, adminLn, srv, logger); err != nil {
+			errc <- fmt.Errorf("admin socket: %w", err)
+		}
+	}()
 
 	logger.Info("homenet: serving", "url", cfg.Server.URL, "listen", cfg.Server.Listen,
 		"relay", cfg.Relay.Enabled, "prefix4", prefix4, "admin_socket", cfg.AdminSocket())
@@ -121,20 +125,6 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, errc chan<- err
 	go func() {
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("control server: %w", err)
-		}
-	}()
-	return hs, nil
-}
-
-func serveAdmin(path string, h http.Handler, errc chan<- error) (*http.Server, error) {
-	ln, err := control.ListenAdmin(path)
-	if err != nil {
-		return nil, err
-	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("admin socket: %w", err)
 		}
 	}()
 	return hs, nil

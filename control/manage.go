@@ -20,11 +20,11 @@ var _ Admin = (*Server)(nil)
 // is shown once and never stored.
 func (s *Server) CreateAuthKey(ctx context.Context, opts AuthKeyOptions) (AuthKeyInfo, string, error) {
 	if opts.Expiry < 0 {
-		return AuthKeyInfo{}, "", fmt.Errorf("auth key expiry %v is negative", opts.Expiry)
+		return AuthKeyInfo{}, "", fmt.Errorf("auth key expiry %v is negative: %w", opts.Expiry, ErrInvalid)
 	}
 	for _, t := range opts.Tags {
 		if err := tailcfg.CheckTag(t); err != nil {
-			return AuthKeyInfo{}, "", fmt.Errorf("tag %q: %w", t, err)
+			return AuthKeyInfo{}, "", fmt.Errorf("tag %q: %v: %w", t, err, ErrInvalid)
 		}
 	}
 	if opts.Expiry == 0 {
@@ -147,11 +147,11 @@ func (s *Server) updateNode(ctx context.Context, id tailcfg.NodeID, change func(
 // RenameNode changes a node's name. The name must be a free DNS label.
 func (s *Server) RenameNode(ctx context.Context, id tailcfg.NodeID, name string) error {
 	if dnsLabel(name) != name {
-		return fmt.Errorf("name %q is not a valid DNS label (use lowercase letters, digits and hyphens; try %q)", name, dnsLabel(name))
+		return fmt.Errorf("name %q is not a valid DNS label (use lowercase letters, digits and hyphens; try %q): %w", name, dnsLabel(name), ErrInvalid)
 	}
 	_, err := s.updateNode(ctx, id, func(sn *store.Node) error {
 		if s.uniqueNameLocked(name, id) != name {
-			return fmt.Errorf("name %q is taken by another node", name)
+			return fmt.Errorf("name %q is taken by another node: %w", name, ErrInvalid)
 		}
 		sn.Name = name
 		return nil
@@ -214,7 +214,7 @@ func (s *Server) Routes(ctx context.Context) ([]RouteInfo, error) {
 // go together: approving 0.0.0.0/0 approves ::/0 too, and the reverse.
 func (s *Server) SetRouteApproved(ctx context.Context, id tailcfg.NodeID, route netip.Prefix, approved bool) error {
 	if !route.IsValid() || route != route.Masked() {
-		return fmt.Errorf("route %v is not a valid network prefix", route)
+		return fmt.Errorf("route %v is not a valid network prefix: %w", route, ErrInvalid)
 	}
 	routes := []netip.Prefix{route}
 	if tsaddr.IsExitRoute(route) {
