@@ -76,7 +76,7 @@ func testRestartKeepsNodes(t *testing.T, opts tailnetOpts) {
 	})
 	if err != nil {
 		for _, p := range phones {
-			if strings.Contains(p.Daemon.Log(), "forcing port 443 dial") {
+			if strings.Contains(p.Daemon.Log(), fmt.Sprintf("dial tcp %v:443", tn.gw.Addr())) {
 				t.Errorf("%s: tailscaled gave up on %s after the restart and dials Noise over TLS on %v:443 instead "+
 					"(the client does that for http:// servers on non-private addresses); nothing answers there", p.Name, tn.hn.URL, tn.gw.Addr())
 			}

@@ -97,12 +97,6 @@ func (l *Lab) OnFailure(f func()) {
 	l.onFailure = append(l.onFailure, f)
 }
 
-// Logf logs to the test.
-func (l *Lab) Logf(format string, args ...any) {
-	l.t.Helper()
-	l.t.Logf(format, args...)
-}
-
 // Internet returns the lab's "internet": a bridge in a namespace of its own,
 // with no address and no way out of the lab. Hosts join it with
 // inet.Link("198.51.100.X/24").
