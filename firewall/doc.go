@@ -6,7 +6,8 @@
 // exactly, checks it (Intact) and takes it away (Remove), in IPv4 and IPv6.
 // The rules, in order, per hook:
 //
-//	input        lo: return; ! tun, tailnet source: drop; udp WireGuardPort: accept
+//	input        lo: return; ! tun, tailnet source: drop; in tun: accept;
+//	             udp WireGuardPort: accept
 //	forward      ! tun, tailnet source: drop; in tun: accept; out tun: accept
 //	postrouting  tailnet source out of ! tun: masquerade (MasqueradeLAN), or
 //	             out of WANInterface only (ExitNode without MasqueradeLAN)

@@ -678,6 +678,16 @@ func TestSpoofedPacketDropped(t *testing.T) {
 				"ping", "-n", "-c", "1", "-W", "0.2", "-I", src, "192.168.88.2").Run()
 		}
 
+		// Wait for the veth link and the neighbour entry, so the counted
+		// pings aren't lost to a link still coming up on a busy machine.
+		warm := false
+		for i := 0; i < 50 && !warm; i++ {
+			warm = exec.Command("nsenter", "--net=/proc/"+strconv.Itoa(peer)+"/ns/net",
+				"ping", "-n", "-c", "1", "-W", "0.2", "192.168.77.1").Run() == nil
+		}
+		if !warm {
+			t.Fatal("peer can't reach 192.168.77.1: test topology broken")
+		}
 		ping("10.77.0.5")
 		if n := count("fwd_spoofed"); n != 1 {
 			t.Fatalf("without our rules, %d spoofed packets forwarded, want 1 (test topology broken?)", n)

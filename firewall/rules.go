@@ -172,6 +172,9 @@ func plan(r Rules) [numChains][]rule {
 	// Loopback first: the gateway talking to its own tailnet address
 	// arrives on lo with a tailnet source and must not count as spoofed.
 	p[chainInput] = append([]rule{{iif: "lo", verdict: vReturn}}, spoof()...)
+	// The gateway itself is a tailnet node: phones ping and reach it even
+	// where the input policy is drop.
+	p[chainInput] = append(p[chainInput], rule{iif: r.Tun, verdict: vAccept})
 	if r.WireGuardPort != 0 {
 		p[chainInput] = append(p[chainInput], rule{udpPort: r.WireGuardPort, verdict: vAccept})
 	}
