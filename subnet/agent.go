@@ -1,0 +1,465 @@
+//go:build linux
+
+package subnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"tailscale.com/ipn"
+	"tailscale.com/ipn/ipnlocal"
+	"tailscale.com/ipn/store"
+	"tailscale.com/net/dns"
+	"tailscale.com/net/netmon"
+	"tailscale.com/net/netns"
+	"tailscale.com/net/tsaddr"
+	"tailscale.com/net/tsdial"
+	"tailscale.com/net/tstun"
+	"tailscale.com/tsd"
+	"tailscale.com/types/logger"
+	"tailscale.com/types/logid"
+	"tailscale.com/types/preftype"
+	"tailscale.com/wgengine"
+
+	"homenet/firewall"
+)
+
+// Agent is a running gateway agent. Start one with Start; Close removes
+// everything it added.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	logf   logger.Logf
+	routes []netip.Prefix // advertised: LAN + exit routes
+	sys    *tsd.System
+	lb     *ipnlocal.LocalBackend
+	rtr    *Router
+	fw     firewall.Firewall
+	wan    string
+	sysctl sysctls
+	setSys []string // sysctls set, for Status
+
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	relogin  chan struct{}
+	closeMu  sync.Mutex
+	closed   bool
+	closeErr error
+
+	mu      sync.Mutex
+	state   ipn.State
+	addrs   []netip.Prefix
+	lastErr string
+}
+
+// Run runs the agent until ctx is done, then removes everything it added.
+func Run(ctx context.Context, cfg Config) error {
+	a, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return a.Close()
+}
+
+// Start removes what a dead run left behind, turns on forwarding, brings up
+// the engine on a kernel TUN with our router and logs in to control. It
+// returns once the engine runs; login continues in the background (see
+// Status). On error everything is undone.
+func Start(ctx context.Context, cfg Config) (_ *Agent, retErr error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg:     cfg,
+		log:     cfg.Logger.With("part", "gateway"),
+		sysctl:  sysctls{root: "/proc/sys", saved: filepath.Join(cfg.StateDir, sysctlFile)},
+		relogin: make(chan struct{}, 1),
+		state:   ipn.NoState,
+	}
+	a.logf = engineLogf(cfg.Logger)
+	a.routes = slices.Clone(cfg.Routes)
+	if cfg.ExitNode {
+		a.routes = append(a.routes, tsaddr.AllIPv4(), tsaddr.AllIPv6())
+	}
+
+	if err := Cleanup(cfg.StateDir, cfg.Logger); err != nil {
+		a.log.Warn("gateway: cleaning up after an earlier run", "err", err)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	a.wan = cfg.WANInterface
+	if a.wan == "" {
+		a.wan, _ = netmon.DefaultRouteInterface()
+	}
+
+	defer func() {
+		if retErr != nil {
+			a.Close()
+		}
+	}()
+	var err error
+	a.fw, err = firewall.New(cfg.Firewall)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: netfilter: %w", err)
+	}
+
+	v6 := slices.ContainsFunc(a.routes, func(p netip.Prefix) bool { return p.Addr().Is6() })
+	a.setSys, err = a.sysctl.enableForwarding(v6 && ipv6Usable(""), a.wan)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: enabling forwarding: %w", err)
+	}
+	if len(a.setSys) > 0 {
+		a.log.Info("gateway: forwarding on", "set", a.setSys, "restore_file", a.sysctl.saved)
+	}
+
+	if err := a.startEngine(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	ctx, a.cancel = context.WithCancel(context.Background())
+	if err := a.login(ctx, true); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	a.wg.Add(2)
+	go a.watch(ctx)
+	go a.loginLoop(ctx)
+	a.log.Info("gateway: engine up", "tun", cfg.Tun, "advertise", a.routes, "netfilter", a.fw.Name(),
+		"wan", a.wan, "masquerade", cfg.MasqueradeLAN, "table", Table, "rule_prefs", RulePrefs)
+	return a, nil
+}
+
+func (c *Config) fill() error {
+	if c.ControlURL == "" {
+		return errors.New("gateway: no control URL")
+	}
+	if c.AuthKey == nil {
+		return errors.New("gateway: no AuthKey func")
+	}
+	if c.StateDir == "" {
+		return errors.New("gateway: no state dir")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ListenPort == 0 {
+		c.ListenPort = DefaultListenPort
+	}
+	if c.Tun == "" {
+		c.Tun = DefaultTun
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+	}
+	for _, p := range c.Routes {
+		if !p.IsValid() || p.Bits() == 0 {
+			return fmt.Errorf("gateway: bad LAN route %v", p)
+		}
+	}
+	return nil
+}
+
+// engineLogf sends the engine's log lines to l at Debug level, rate
+// limited like tailscaled's.
+func engineLogf(l *slog.Logger) logger.Logf {
+	ctx := context.Background()
+	l = l.With("part", "gateway-engine")
+	f := func(format string, args ...any) {
+		if l.Enabled(ctx, slog.LevelDebug) {
+			l.Debug(strings.TrimSuffix(fmt.Sprintf(format, args...), "\n"))
+		}
+	}
+	return logger.RateLimitedFn(f, 5*time.Second, 5, 100)
+}
+
+// startEngine assembles what tailscaled's getLocalBackend does, with our
+// router, no DNS changes and no netstack.
+func (a *Agent) startEngine() error {
+	logf := a.logf
+	sys := tsd.NewSystem()
+	a.sys = sys
+	mon, err := netmon.New(sys.Bus.Get(), logf)
+	if err != nil {
+		return fmt.Errorf("netmon: %w", err)
+	}
+	sys.Set(mon)
+	dialer := &tsdial.Dialer{Logf: logf}
+	dialer.SetBus(sys.Bus.Get())
+	sys.Set(dialer)
+	netns.SetEnabled(true)
+
+	dev, name, err := tstun.New(logf, a.cfg.Tun)
+	if err != nil {
+		tstun.Diagnose(logf, a.cfg.Tun, err)
+		return fmt.Errorf("creating TUN %s: %w", a.cfg.Tun, err)
+	}
+	rtr, err := NewRouter(RouterConfig{
+		Tun:      name,
+		Firewall: a.fw,
+		Rules: firewall.Rules{
+			TailnetPrefixes: a.cfg.TailnetPrefixes,
+			MasqueradeLAN:   a.cfg.MasqueradeLAN,
+			ExitNode:        a.cfg.ExitNode,
+			WANInterface:    a.wan,
+		},
+		Bus:  sys.Bus.Get(),
+		Logf: func(format string, args ...any) { a.log.Info(fmt.Sprintf(format, args...)) },
+	})
+	if err != nil {
+		dev.Close()
+		return err
+	}
+	a.rtr = rtr
+	// We must never touch the host's resolver config (OpenWrt's dnsmasq,
+	// systemd-resolved): MagicDNS is for the phones, not the gateway.
+	dnsCfg, err := dns.NewNoopManager()
+	if err != nil {
+		dev.Close()
+		return err
+	}
+	sys.HealthTracker.Get().SetMetricsRegistry(sys.UserMetricsRegistry())
+	e, err := wgengine.NewUserspaceEngine(logf, wgengine.Config{
+		Tun:           dev,
+		Router:        rtr,
+		DNS:           dnsCfg,
+		ListenPort:    a.cfg.ListenPort,
+		NetMon:        mon,
+		Dialer:        dialer,
+		SetSubsystem:  sys.Set,
+		ControlKnobs:  sys.ControlKnobs(),
+		HealthTracker: sys.HealthTracker.Get(),
+		Metrics:       sys.UserMetricsRegistry(),
+		EventBus:      sys.Bus.Get(),
+	})
+	if err != nil {
+		// NewUserspaceEngine closes the tun and the router on error.
+		return fmt.Errorf("engine: %w", err)
+	}
+	sys.Set(e)
+	sys.NetstackRouter.Set(false)
+
+	st, err := store.NewFileStore(logf, filepath.Join(a.cfg.StateDir, StateFile))
+	if err != nil {
+		e.Close()
+		return fmt.Errorf("state store: %w", err)
+	}
+	sys.Set(st)
+	sys.Tun.Get().Start()
+
+	lb, err := ipnlocal.NewLocalBackend(logf, logid.PublicID{}, sys, 0)
+	if err != nil {
+		e.Close()
+		return fmt.Errorf("local backend: %w", err)
+	}
+	lb.SetVarRoot(a.cfg.StateDir)
+	a.lb = lb
+	return nil
+}
+
+// prefs are the node's preferences: what `tailscale up` would set for a
+// subnet router and exit node whose netfilter someone else does.
+func (a *Agent) prefs() *ipn.Prefs {
+	p := ipn.NewPrefs()
+	p.ControlURL = a.cfg.ControlURL
+	p.WantRunning = true
+	p.Hostname = a.cfg.Hostname
+	p.AdvertiseRoutes = slices.Clone(a.routes)
+	p.AdvertiseTags = []string{"tag:gateway"}
+	p.RouteAll = false // never install the LAN routes others advertise (or our own)
+	p.CorpDNS = false  // leave the host's DNS alone
+	p.NetfilterMode = preftype.NetfilterOff
+	p.NoSNAT = !a.cfg.MasqueradeLAN
+	p.AutoUpdate.Check = false
+	return p
+}
+
+// login starts the backend, with a fresh pre-auth key when the node has
+// no node key (or always, when force is false: control forgot us).
+func (a *Agent) login(ctx context.Context, first bool) error {
+	opts := ipn.Options{UpdatePrefs: a.prefs()}
+	needKey := true
+	if first {
+		if p := a.lb.Prefs().Persist(); p.Valid() && !p.PrivateNodeKey().IsZero() {
+			needKey = false
+		}
+	}
+	if needKey {
+		kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		k, err := a.cfg.AuthKey(kctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("minting a pre-auth key: %w", err)
+		}
+		opts.AuthKey = k
+		a.log.Info("gateway: registering with control", "url", a.cfg.ControlURL, "hostname", a.cfg.Hostname)
+	}
+	if err := a.lb.Start(opts); err != nil {
+		return fmt.Errorf("starting backend: %w", err)
+	}
+	if needKey && a.lb.State() == ipn.NeedsLogin {
+		if err := a.lb.StartLoginInteractive(ctx); err != nil {
+			return fmt.Errorf("logging in: %w", err)
+		}
+	}
+	return nil
+}
+
+// watch follows the backend's state: it logs changes and asks loginLoop
+// for a new registration when control no longer knows the node.
+func (a *Agent) watch(ctx context.Context) {
+	defer a.wg.Done()
+	a.lb.WatchNotifications(ctx, ipn.NotifyInitialState|ipn.NotifyInitialNetMap, nil, func(n *ipn.Notify) bool {
+		if n.ErrMessage != nil {
+			a.mu.Lock()
+			a.lastErr = *n.ErrMessage
+			a.mu.Unlock()
+			a.log.Warn("gateway: engine error", "err", *n.ErrMessage)
+		}
+		if n.NetMap != nil && n.NetMap.SelfNode.Valid() {
+			addrs := n.NetMap.SelfNode.Addresses().AsSlice()
+			a.mu.Lock()
+			changed := !slices.Equal(addrs, a.addrs)
+			a.addrs = addrs
+			a.mu.Unlock()
+			if changed {
+				a.log.Info("gateway: tailnet addresses", "addrs", addrs, "name", n.NetMap.SelfNode.Name())
+			}
+		}
+		if n.State != nil {
+			a.mu.Lock()
+			old := a.state
+			a.state = *n.State
+			a.mu.Unlock()
+			if old != *n.State {
+				a.log.Info("gateway: state "+n.State.String(), "was", old.String())
+			}
+			if *n.State == ipn.NeedsLogin && old != ipn.NoState {
+				select {
+				case a.relogin <- struct{}{}:
+				default:
+				}
+			}
+		}
+		return true
+	})
+}
+
+// loginLoop registers again, with a new key, whenever control has
+// forgotten the node (deleted by the admin, database reset), with backoff.
+func (a *Agent) loginLoop(ctx context.Context) {
+	defer a.wg.Done()
+	backoff := 2 * time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.relogin:
+		}
+		// Give a login in flight a moment to finish.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		if a.lb.State() != ipn.NeedsLogin {
+			backoff = 2 * time.Second
+			continue
+		}
+		a.log.Info("gateway: control does not know this node (any more); registering again")
+		if err := a.login(ctx, false); err != nil {
+			a.log.Warn("gateway: registering", "err", err, "retry_in", backoff)
+			a.mu.Lock()
+			a.lastErr = err.Error()
+			a.mu.Unlock()
+			select {
+			case a.relogin <- struct{}{}:
+			default:
+			}
+		}
+		backoff = min(backoff*2, time.Minute)
+	}
+}
+
+// Status reports the agent's state.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := Status{
+		State:      a.state.String(),
+		Tun:        a.cfg.Tun,
+		Addresses:  slices.Clone(a.addrs),
+		Advertised: slices.Clone(a.routes),
+		ExitNode:   a.cfg.ExitNode,
+		WAN:        a.wan,
+		Sysctls:    a.setSys,
+		Table:      Table,
+		RulePrefs:  RulePrefs,
+		LastError:  a.lastErr,
+	}
+	if a.fw != nil {
+		st.Firewall = a.fw.Name()
+	}
+	if a.rtr != nil {
+		st.Repairs = a.rtr.Repairs()
+	}
+	return st
+}
+
+// Close stops the engine and removes everything the agent added: routes,
+// rules, netfilter rules, the TUN; it restores the sysctls it changed. It
+// is idempotent.
+func (a *Agent) Close() error {
+	a.closeMu.Lock()
+	defer a.closeMu.Unlock()
+	if a.closed {
+		return a.closeErr
+	}
+	a.closed = true
+	if a.cancel != nil {
+		a.cancel()
+	}
+	var errs []error
+	if a.lb != nil {
+		a.lb.Shutdown() // closes the engine, which closes our router and the TUN
+	} else if a.sys != nil {
+		if e, ok := a.sys.Engine.GetOK(); ok {
+			e.Close()
+		}
+	}
+	a.wg.Wait()
+	if a.sys != nil {
+		if m, ok := a.sys.NetMon.GetOK(); ok {
+			m.Close()
+		}
+		if d, ok := a.sys.Dialer.GetOK(); ok {
+			d.Close()
+		}
+		a.sys.Bus.Get().Close()
+	}
+	// Whatever the router could not remove (or never got to, when the
+	// engine failed to start) goes now.
+	if err := sweep(a.fw); err != nil {
+		errs = append(errs, err)
+	}
+	if done, err := a.sysctl.restore(); err != nil {
+		errs = append(errs, err)
+	} else if len(done) > 0 {
+		a.log.Info("gateway: forwarding restored", "set", done)
+	}
+	a.closeErr = errors.Join(errs...)
+	if a.closeErr != nil {
+		a.log.Warn("gateway: stopped, with errors", "err", a.closeErr)
+	} else {
+		a.log.Info("gateway: stopped; routes, rules, netfilter rules and sysctls are as before")
+	}
+	return a.closeErr
+}

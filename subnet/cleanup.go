@@ -1,0 +1,59 @@
+//go:build linux
+
+package subnet
+
+import (
+	"errors"
+	"log/slog"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"homenet/firewall"
+)
+
+// Cleanup removes what a gateway agent that died without closing (kill -9,
+// a crash, a power cut on a router whose /proc survives… well, a crash)
+// left behind: our policy rules (only ours: matched by priority, table and
+// mark), every route in our table, the netfilter rules of every backend,
+// and it restores the sysctls saved in stateDir. The TUN and its addresses
+// go away with the dead process. Start calls it first; `homenet cleanup`
+// may call it too. Nothing that is not ours is touched.
+func Cleanup(stateDir string, logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var errs []error
+	if err := sweep(nil); err != nil {
+		errs = append(errs, err)
+	}
+	if stateDir != "" {
+		s := sysctls{root: "/proc/sys", saved: filepath.Join(stateDir, sysctlFile)}
+		done, err := s.restore()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if len(done) > 0 {
+			logger.Info("gateway: restored sysctls a dead run had changed", "set", done)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sweep removes our rules, our table and netfilter rules. With fw nil it
+// asks every backend usable here.
+func sweep(fw firewall.Firewall) error {
+	var errs []error
+	errs = append(errs, delRules(unix.AF_INET), flushTable(unix.AF_INET))
+	// Rules a run with IPv6 left behind go even if IPv6 is off now; a
+	// kernel without IPv6 has none to list.
+	if err := errors.Join(delRules(unix.AF_INET6), flushTable(unix.AF_INET6)); err != nil && ipv6Usable("") {
+		errs = append(errs, err)
+	}
+	if fw != nil {
+		errs = append(errs, fw.Remove())
+	} else {
+		errs = append(errs, firewall.RemoveAll())
+	}
+	return errors.Join(errs...)
+}
