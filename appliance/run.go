@@ -69,6 +69,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer srv.Close()
 
+	handler := srv.Handler()
 	if cfg.Relay.Enabled {
 		rl, err = relay.Start(ctx, relay.Config{
 			Listen:        cfg.Relay.Listen,
@@ -77,6 +78,10 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			StateDir:      filepath.Join(cfg.StateDir, "relay"),
 			ACMEDirectory: cfg.Relay.ACMEDirectory,
 			ACMEEmail:     cfg.Relay.ACMEEmail,
+			// Clients of an https:// server, and of an http:// one on a
+			// public address after a failed dial, speak Noise over TLS on
+			// port 443: the relay's TLS listener serves control too.
+			Handler: handler,
 		}, srv.Admit, logger)
 		if err != nil {
 			return err
@@ -86,7 +91,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 
 	errc := make(chan error, 2)
-	httpSrv, err := serveHTTP(ctx, cfg.Server.Listen, srv.Handler(), errc)
+	httpSrv, err := serveHTTP(ctx, cfg.Server.Listen, handler, errc)
 	if err != nil {
 		return err
 	}

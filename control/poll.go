@@ -57,10 +57,12 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.capVer = req.Version
-	// Modern clients send Hostinfo and endpoints in separate non-streaming
-	// requests; a streaming request's zero values must not clobber them.
-	if !req.Stream && !req.ReadOnly && r.Context().Err() == nil {
+	switch {
+	case req.ReadOnly || r.Context().Err() != nil:
+	case !req.Stream:
 		s.applyUpdateLocked(r.Context(), n, &req)
+	default:
+		s.fillFromStreamLocked(n, &req)
 	}
 	if !req.Stream {
 		var res *tailcfg.MapResponse
@@ -137,6 +139,27 @@ func (s *Server) applyUpdateLocked(ctx context.Context, n *node, req *tailcfg.Ma
 		} else {
 			n.Hostinfo = hi.Clone()
 		}
+	}
+	if changed {
+		s.touchLocked(n)
+	}
+}
+
+// fillFromStreamLocked takes from a streaming request only what the server
+// doesn't know. Clients push changes in separate non-streaming requests,
+// and by the protocol a stream's fields may be stale; but after a server
+// restart nothing else would tell us a node's disco key and endpoints until
+// they change, and peers can't reach a node without them.
+func (s *Server) fillFromStreamLocked(n *node, req *tailcfg.MapRequest) {
+	changed := false
+	if n.discoKey.IsZero() && !req.DiscoKey.IsZero() {
+		n.discoKey, changed = req.DiscoKey, true
+	}
+	if len(n.endpoints) == 0 && len(req.Endpoints) > 0 {
+		n.endpoints, changed = cleanEndpoints(req.Endpoints), true
+	}
+	if hi := req.Hostinfo; hi != nil && n.homeDERP == 0 && hi.NetInfo != nil && hi.NetInfo.PreferredDERP != 0 {
+		n.homeDERP, changed = hi.NetInfo.PreferredDERP, true
 	}
 	if changed {
 		s.touchLocked(n)

@@ -41,6 +41,10 @@ type Config struct {
 	StateDir      string // where the self-signed cert/key and the ACME cache persist
 	ACMEDirectory string // ACME directory URL for DNS hostnames; empty means Let's Encrypt
 	ACMEEmail     string // optional ACME account contact
+	// Handler, if set, serves every other path on the TLS listener. The
+	// control server goes here, so that clients that insist on Noise over
+	// TLS on port 443 find it beside DERP.
+	Handler http.Handler
 }
 
 // Relay is a running DERP relay with an optional STUN server.
@@ -150,6 +154,9 @@ func Start(ctx context.Context, cfg Config, admit func(key.NodePublic) bool, log
 	publicMux.HandleFunc("/derp/probe", derpserver.ProbeHandler)
 	publicMux.HandleFunc("/derp/latency-check", derpserver.ProbeHandler)
 	publicMux.HandleFunc("/generate_204", derpserver.ServeNoContent)
+	if cfg.Handler != nil {
+		publicMux.Handle("/", cfg.Handler)
+	}
 	r.public = newHTTPServer(ctx, publicMux, logger)
 	r.public.TLSConfig = tlsConf
 
