@@ -61,6 +61,7 @@ func commands() []*command {
 		{name: "routes unapprove", args: []string{"ID", "PREFIX"}, short: "withdraw a route's approval", flags: adminFlags, admin: routesUnapprove},
 		{name: "status", short: "show the running server's status", flags: adminFlags, admin: status},
 		{name: "version", short: "print versions", flags: jsonFlag, run: version},
+		{name: "selftest", short: "check that this binary works here (store, keys, relay on loopback)", long: selftestLong, flags: jsonFlag, run: selftest},
 		{name: "help", args: []string{"COMMAND"}, anyArgs: true, short: "explain a command", run: help},
 	}
 }
