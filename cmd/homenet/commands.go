@@ -47,6 +47,8 @@ const adminTimeout = 30 * time.Second
 // commands returns every homenet command, in the order help lists them.
 func commands() []*command {
 	return []*command{
+		initCommand(),
+		uninstallCommand(),
 		{name: "serve", short: "run the control server, DERP relay and gateway", long: serveLong, flags: serveFlags, run: runServe},
 		{name: "keys create", short: "create a pre-auth key and print it", long: keysCreateLong, flags: keysCreateFlags, admin: keysCreate},
 		{name: "keys list", short: "list pre-auth keys", flags: adminFlags, admin: keysList},

@@ -1,0 +1,332 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"tailscale.com/net/stun"
+)
+
+// NetInfo is what init learned about the host's network: the LAN and WAN
+// as DetectLAN sees them, and the addresses that matter for reaching the
+// server. Finding it sends nothing anywhere, unless a STUN server was
+// named.
+type NetInfo struct {
+	LAN LAN `json:"lan"`
+	// WANAddrs are the addresses of the WAN interface.
+	WANAddrs []netip.Prefix `json:"wan_addresses,omitempty"`
+	// LANAddr is this host's IPv4 address inside one of the LAN routes.
+	LANAddr netip.Addr `json:"lan_address,omitzero"`
+	// HostAddr is this host's first IPv4 address on any interface that is
+	// up (not loopback, link-local, a tunnel or a container's), the last
+	// resort for the server URL.
+	HostAddr netip.Addr `json:"host_address,omitzero"`
+	// GlobalIPv6 are this host's global unicast IPv6 addresses (not ULA,
+	// not link-local, not on tunnels or containers).
+	GlobalIPv6 []netip.Addr `json:"global_ipv6,omitempty"`
+	// Public is the address STUNServer saw, when one was asked.
+	Public     netip.Addr `json:"public_address,omitzero"`
+	STUNServer string     `json:"stun_server,omitempty"`
+}
+
+// ProbeNetwork finds the host's NetInfo. It reads interfaces and routes
+// only, and sends nothing.
+func ProbeNetwork() (NetInfo, error) {
+	lan, err := DetectLAN()
+	if err != nil {
+		return NetInfo{}, err
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return NetInfo{}, fmt.Errorf("listing interfaces: %w", err)
+	}
+	var ifaces []lanIface
+	for _, ifc := range ifs {
+		li := lanIface{Name: ifc.Name, Up: ifc.Flags&net.FlagUp != 0, Loopback: ifc.Flags&net.FlagLoopback != 0}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+					bits, _ := ipn.Mask.Size()
+					li.Addrs = append(li.Addrs, netip.PrefixFrom(ip.Unmap(), bits))
+				}
+			}
+		}
+		ifaces = append(ifaces, li)
+	}
+	return netInfoFrom(lan, ifaces), nil
+}
+
+// netInfoFrom is ProbeNetwork on given data, without STUN.
+func netInfoFrom(lan LAN, ifaces []lanIface) NetInfo {
+	n := NetInfo{LAN: lan}
+	for _, ifc := range ifaces {
+		if ifc.Loopback || !ifc.Up || ignoredIface.MatchString(ifc.Name) {
+			continue
+		}
+		for _, a := range ifc.Addrs {
+			ip := a.Addr()
+			if ifc.Name == lan.WAN && !ip.IsLinkLocalUnicast() {
+				n.WANAddrs = append(n.WANAddrs, a)
+			}
+			if ip.Is6() && ip.IsGlobalUnicast() && !ip.IsPrivate() {
+				n.GlobalIPv6 = append(n.GlobalIPv6, ip)
+			}
+			if ip.Is4() && !ip.IsLinkLocalUnicast() && !n.HostAddr.IsValid() {
+				n.HostAddr = ip
+			}
+			if ip.Is4() && !n.LANAddr.IsValid() {
+				for _, r := range lan.Routes {
+					if r.Contains(ip) {
+						n.LANAddr = ip
+						break
+					}
+				}
+			}
+		}
+	}
+	return n
+}
+
+// WANIPv4 returns the first IPv4 address of the WAN interface, or the zero
+// Addr.
+func (n NetInfo) WANIPv4() netip.Addr {
+	for _, a := range n.WANAddrs {
+		if a.Addr().Is4() {
+			return a.Addr()
+		}
+	}
+	return netip.Addr{}
+}
+
+// Address classes, as addrClass returns them.
+const (
+	addrNone      = "none"
+	addrPublic    = "public"
+	addrPrivate   = "private" // RFC 1918 or ULA
+	addrCGNAT     = "cgnat"   // 100.64.0.0/10
+	addrLoopback  = "loopback"
+	addrLinkLocal = "link-local"
+)
+
+func addrClass(a netip.Addr) string {
+	a = a.Unmap()
+	switch {
+	case !a.IsValid() || a.IsUnspecified():
+		return addrNone
+	case a.IsLoopback():
+		return addrLoopback
+	case a.IsLinkLocalUnicast():
+		return addrLinkLocal
+	case cgnat.Contains(a):
+		return addrCGNAT
+	case a.IsPrivate():
+		return addrPrivate
+	}
+	return addrPublic
+}
+
+// chooseServerURL picks the URL phones are told to use when none was given,
+// on the control server's port, and says why. Only a public address found
+// on the WAN interface (or by the STUN probe) reaches phones away from
+// home; otherwise it takes this host's LAN address, which works at home,
+// and the warnings say what to do.
+func chooseServerURL(n NetInfo, port string) (string, string) {
+	mk := func(a netip.Addr) string { return "http://" + net.JoinHostPort(a.String(), port) }
+	wan := n.WANIPv4()
+	switch {
+	case addrClass(n.Public) == addrPublic:
+		return mk(n.Public), fmt.Sprintf("the public address the STUN server %s saw", n.STUNServer)
+	case addrClass(wan) == addrPublic:
+		return mk(wan), fmt.Sprintf("the public address of the WAN interface %s", n.LAN.WAN)
+	case n.LANAddr.IsValid():
+		if wan.IsValid() {
+			return mk(n.LANAddr), fmt.Sprintf("this host's LAN address: the WAN address %s is not public", wan)
+		}
+		return mk(n.LANAddr), "this host's LAN address: there is no WAN address"
+	case wan.IsValid():
+		return mk(wan), fmt.Sprintf("the WAN interface %s's address, which is not public", n.LAN.WAN)
+	case n.HostAddr.IsValid():
+		return mk(n.HostAddr), "this host's address: there is neither a WAN nor a LAN address"
+	}
+	return mk(netip.MustParseAddr("127.0.0.1")), "no usable address found: only this host can use it"
+}
+
+// Warning tells the user why phones may not reach the server, and what to
+// do about it.
+type Warning struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Fix     string `json:"fix,omitempty"`
+}
+
+// reachabilityWarnings explains who can reach the server at cfg's URL,
+// given the network and the platform. urlGiven says the URL was not picked
+// by init this time; rerun is the command that changes it.
+func reachabilityWarnings(p Platform, n NetInfo, cfg *Config, urlGiven bool, rerun string) []Warning {
+	var ws []Warning
+	add := func(code, msg, fix string) { ws = append(ws, Warning{Code: code, Message: msg, Fix: fix}) }
+	ports := portList(cfg)
+	wan := n.WANIPv4()
+	urlHost := ""
+	if u, err := url.Parse(cfg.Server.URL); err == nil {
+		urlHost = u.Hostname()
+	}
+	urlAddr, _ := netip.ParseAddr(urlHost)
+	urlClass := addrClass(urlAddr)
+	if !urlAddr.IsValid() && urlHost != "" {
+		urlClass = addrPublic // a DNS name; assume it resolves to where phones can go
+	}
+	// The user named a public address or name: don't tell them to.
+	serverURLFix := func(what string) string {
+		if urlGiven && urlClass == addrPublic {
+			return ""
+		}
+		return fmt.Sprintf(", and run %s --server-url http://%s:%s", rerun, what, portOf(cfg.Server.Listen))
+	}
+	v6 := ""
+	if len(n.GlobalIPv6) > 0 {
+		v6 = n.GlobalIPv6[0].String()
+	}
+
+	switch addrClass(wan) {
+	case addrNone:
+		if n.LAN.WAN == "" {
+			add("no-wan", "No default route: this host cannot reach the internet, and phones away from home cannot reach it.",
+				"Connect the WAN (or set a default route) and run homenet init again.")
+		} else {
+			add("no-wan", fmt.Sprintf("The WAN interface %s has no IPv4 address: phones away from home cannot reach this host over IPv4.", n.LAN.WAN),
+				"Check the WAN connection and run homenet init again.")
+		}
+	case addrCGNAT:
+		msg := fmt.Sprintf("The WAN address %s is in 100.64.0.0/10: your ISP shares one public IPv4 address among many customers (carrier-grade NAT). "+
+			"Nothing on the internet can connect in, so phones away from home cannot reach the server or the relay over IPv4.", wan)
+		fix := "Ask your ISP for a public IPv4 address (many give one on request), enable IPv6 if your ISP offers it, or run homenet on a VPS with a public address."
+		if v6 != "" {
+			fix = fmt.Sprintf("This host has the global IPv6 address %s, which phones with IPv6 can reach: run %s --server-url http://[%s]:%s "+
+				"and allow %s in the router's IPv6 firewall. For phones without IPv6, ask your ISP for a public IPv4 address or run homenet on a VPS.",
+				v6, rerun, v6, portOf(cfg.Server.Listen), ports)
+		}
+		add("cgnat", msg, fix)
+	case addrPrivate, addrLinkLocal, addrLoopback:
+		public := "<your public address or a DNS name>"
+		seen := ""
+		if addrClass(n.Public) == addrPublic {
+			public = n.Public.String()
+			seen = fmt.Sprintf(" The STUN server %s saw your public address as %s.", n.STUNServer, n.Public)
+		}
+		fixURL := serverURLFix(public)
+		if urlAddr == n.Public && n.Public.IsValid() {
+			fixURL = ""
+		}
+		if p.Kind == PlatformOpenWrt {
+			add("double-nat",
+				fmt.Sprintf("The WAN address %s is private: this router sits behind another router (double NAT), so phones away from home cannot reach it as things are.%s", wan, seen),
+				fmt.Sprintf("On the upstream router, forward %s to %s%s. Or put the upstream modem in bridge mode.", ports, wan, fixURL))
+		} else {
+			add("behind-nat",
+				fmt.Sprintf("This host's address %s is private: it sits behind your home router, so phones away from home cannot reach it as things are.%s", wan, seen),
+				fmt.Sprintf("On your router, forward %s to %s (and give this host a fixed address there)%s. Until then, phones can join only on your home network.", ports, wan, fixURL))
+		}
+	case addrPublic:
+		if p.Kind != PlatformOpenWrt {
+			add("open-ports", fmt.Sprintf("The WAN address %s is public: phones connect to this host directly.", wan),
+				fmt.Sprintf("Make sure this host's firewall accepts %s.", ports))
+		}
+	}
+
+	switch urlClass {
+	case addrPrivate, addrLoopback, addrLinkLocal, addrCGNAT:
+		if addrClass(wan) == addrPublic || urlGiven || urlClass == addrLoopback {
+			who := "only on your home network"
+			if urlClass == addrLoopback {
+				who = "only on this host"
+			}
+			add("private-url", fmt.Sprintf("The server URL %s names a %s address: phones can use it %s.", cfg.Server.URL, urlClass, who),
+				fmt.Sprintf("Run %s --server-url naming a public address or DNS name.", rerun))
+		}
+	}
+
+	if v6 == "" && addrClass(wan) != addrCGNAT {
+		add("no-ipv6", "This host has no global IPv6 address: phones reach home over IPv4 only, and cannot when their network has IPv6 alone (some mobile networks).",
+			"If your ISP offers IPv6, enable it on your router.")
+	}
+	return ws
+}
+
+// portList describes the ports phones need, as in "TCP 8080 (control),
+// TCP 8443 (relay), UDP 3478 (STUN) and UDP 41641 (WireGuard)".
+func portList(cfg *Config) string {
+	ps := []string{"TCP " + portOf(cfg.Server.Listen) + " (control)"}
+	if cfg.Relay.Enabled {
+		ps = append(ps, "TCP "+portOf(cfg.Relay.Listen)+" (relay)")
+		if cfg.Relay.STUNListen != "" {
+			ps = append(ps, "UDP "+portOf(cfg.Relay.STUNListen)+" (STUN)")
+		}
+	}
+	if cfg.Gateway.Enabled {
+		ps = append(ps, fmt.Sprintf("UDP %d (WireGuard)", wireGuardPort))
+	}
+	if len(ps) == 1 {
+		return ps[0]
+	}
+	return strings.Join(ps[:len(ps)-1], ", ") + " and " + ps[len(ps)-1]
+}
+
+// wireGuardPort is the gateway agent's UDP port (subnet.DefaultListenPort).
+const wireGuardPort = 41641
+
+// portOf returns the port of a host:port listen address.
+func portOf(listen string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	return port
+}
+
+// stunProbe asks the STUN server at server ("host" or "host:port", default
+// port 3478) which address it sees this host's packets come from.
+func stunProbe(ctx context.Context, server string) (netip.Addr, error) {
+	if _, _, err := net.SplitHostPort(server); err != nil {
+		server = net.JoinHostPort(server, "3478")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "udp", server)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer c.Close()
+	context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	tx := stun.NewTxID()
+	req := stun.Request(tx)
+	buf := make([]byte, 1500)
+	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+		if _, err := c.Write(req); err != nil {
+			return netip.Addr{}, err
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				break // timeout: send again
+			}
+			got, addr, err := stun.ParseResponse(buf[:n])
+			if err == nil && got == tx {
+				return addr.Addr().Unmap(), nil
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return netip.Addr{}, fmt.Errorf("no answer from %s: %w", server, ctx.Err())
+	}
+	return netip.Addr{}, errors.New("no answer from " + server)
+}

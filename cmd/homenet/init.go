@@ -1,0 +1,353 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"homenet/appliance"
+
+	"golang.org/x/term"
+)
+
+const initLong = `Set homenet up on this host: detect the platform (OpenWrt, Synology DSM 7,
+QNAP QTS, or a Linux running systemd such as Raspberry Pi OS), the LAN and
+the WAN address; write the config; make forwarding survive reboots, keep
+NetworkManager off the tunnel and put it in firewalld's trusted zone (or
+open OpenWrt's firewall); install and start the service; and print what a
+phone needs to join: the server URL (also as a QR code) and a one-time key
+valid for an hour.
+
+It warns when phones away from home cannot reach the server (a private or
+carrier-grade NAT WAN address, no IPv6) and says what to do. Run again with
+the same flags, it changes nothing. It asks before using what it detected
+when stdin is a terminal; --non-interactive (or no terminal) takes the
+detected values. An existing config is kept; flags that differ from it
+replace it, keeping a backup. See docs/init.md.`
+
+const uninstallLong = `Undo "homenet init": stop and disable the service and remove the unit or
+init script, the sysctl and NetworkManager files, the firewalld trust and
+the OpenWrt firewall sections it added. The config and the state dir (the
+database of nodes and keys) are kept unless --purge is given. Files homenet
+init did not write are left alone.`
+
+// initFlags are the flags of init and uninstall, beyond --config and
+// --json.
+type initFlags struct {
+	nonInteractive bool
+	lan            string
+	serverURL      string
+	stateDir       string
+	noService      bool
+	force          bool
+	stun           string
+	root           string
+	purge          bool
+}
+
+// initCommand returns the init command. Its flags live with it, since the
+// shared options do not have them.
+func initCommand() *command {
+	f := new(initFlags)
+	return &command{
+		name: "init", short: "set homenet up on this host and print how to add a phone", long: initLong,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.config, "config", "", "write the config to `FILE` (default: the platform's, such as /etc/homenet/homenet.toml)")
+			fs.BoolVar(&f.nonInteractive, "non-interactive", false, "ask nothing; take detected values for what the flags do not say")
+			fs.StringVar(&f.lan, "lan", "", "serve these LAN `PREFIXES`, comma-separated, or \"none\" for no subnet router (default: detected)")
+			fs.StringVar(&f.serverURL, "server-url", "", "the `URL` phones use, such as http://203.0.113.7:8080 (default: the WAN address if public, else this host's LAN address)")
+			fs.StringVar(&f.stateDir, "state-dir", "", "keep state in `DIR` (default: the platform's, such as /var/lib/homenet)")
+			fs.BoolVar(&f.noService, "no-service", false, "do not install or start the service; print how to run homenet instead")
+			fs.BoolVar(&f.force, "force", false, "ignore an existing config: detect everything anew and replace it (keeping a backup)")
+			fs.StringVar(&f.stun, "stun", "", "ask the STUN server at `HOST[:PORT]` for this host's public address (off by default: init sends nothing off the host otherwise)")
+			fs.StringVar(&f.root, "root", "", "treat `DIR` as / and only write files there, talking to no daemon: for tests and image builds")
+			fs.BoolVar(&o.json, "json", false, "print a JSON summary instead of text")
+		},
+		run: func(ctx context.Context, inv *invocation) error { return runInit(ctx, inv, f) },
+	}
+}
+
+// uninstallCommand returns the uninstall command.
+func uninstallCommand() *command {
+	f := new(initFlags)
+	return &command{
+		name: "uninstall", short: "remove what init added (the config and state only with --purge)", long: uninstallLong,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.config, "config", "", "the config `FILE` init wrote (default: the platform's)")
+			fs.BoolVar(&f.purge, "purge", false, "also delete the config and the state dir: every node, key and the relay's certificate")
+			fs.BoolVar(&f.nonInteractive, "non-interactive", false, "do not ask before --purge deletes the state")
+			fs.StringVar(&f.root, "root", "", "treat `DIR` as / and only change files there, talking to no daemon")
+			fs.BoolVar(&o.json, "json", false, "print a JSON summary instead of text")
+		},
+		run: func(ctx context.Context, inv *invocation) error { return runUninstall(ctx, inv, f) },
+	}
+}
+
+// Where init reads answers; tests replace them.
+var (
+	initStdin       io.Reader = os.Stdin
+	stdinIsTerminal           = func() bool { return isTerminal(os.Stdin) }
+)
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// live returns the root and, for the running system (no --root), the
+// D-Bus and command runner that drive it. It refuses to touch the running
+// system without root.
+func (f *initFlags) live(cmd string) (root string, bus func() (appliance.Bus, error), run appliance.Runner, err error) {
+	if f.root != "" {
+		root, err := filepath.Abs(f.root)
+		return root, nil, nil, err
+	}
+	if os.Geteuid() != 0 {
+		return "", nil, nil, fmt.Errorf("homenet %s changes the system and must run as root; try: sudo homenet %s", cmd, cmd)
+	}
+	return "/", appliance.DialSystemBus, appliance.ExecRunner{}, nil
+}
+
+// asker returns a function that asks questions on stderr and reads answers
+// from stdin, or nil when init must not ask.
+func (f *initFlags) asker(inv *invocation) func(q, def string) (string, error) {
+	if f.nonInteractive || !stdinIsTerminal() {
+		return nil
+	}
+	in := bufio.NewReader(initStdin)
+	return func(q, def string) (string, error) {
+		fmt.Fprintf(inv.stderr, "%s [%s]: ", q, def)
+		line, err := in.ReadString('\n')
+		if err != nil && (line == "" || !errors.Is(err, io.EOF)) {
+			return "", fmt.Errorf("reading the answer: %w", err)
+		}
+		return strings.TrimSpace(line), nil
+	}
+}
+
+func runInit(ctx context.Context, inv *invocation, f *initFlags) error {
+	opts := appliance.InitOptions{
+		ConfigPath: inv.opts.config,
+		ServerURL:  f.serverURL,
+		StateDir:   f.stateDir,
+		NoService:  f.noService,
+		Force:      f.force,
+		STUNServer: f.stun,
+	}
+	switch {
+	case f.lan == "none":
+		opts.NoGateway = true
+	case f.lan != "":
+		lan, err := appliance.ParsePrefixList(f.lan)
+		if err != nil {
+			return usageErrorf("invalid --lan: %v", err)
+		}
+		opts.LAN = lan
+	}
+	if f.serverURL != "" {
+		if err := appliance.CheckServerURL(f.serverURL); err != nil {
+			return usageErrorf("invalid --server-url: %v", err)
+		}
+	}
+	for name, p := range map[string]string{"--state-dir": f.stateDir, "--config": inv.opts.config} {
+		if p != "" && !filepath.IsAbs(p) {
+			return usageErrorf("%s %q: want an absolute path", name, p)
+		}
+	}
+	var err error
+	opts.Root, opts.Bus, opts.Run, err = f.live("init")
+	if err != nil {
+		return err
+	}
+	if opts.Root == "/" {
+		if exe, err := os.Executable(); err == nil {
+			if exe, err := filepath.EvalSymlinks(exe); err == nil {
+				opts.Binary = exe
+			}
+		}
+	}
+	if opts.Ask = f.asker(inv); opts.Ask != nil {
+		opts.Log = func(s string) { fmt.Fprintln(inv.stderr, s) }
+	}
+
+	res, err := appliance.Init(ctx, opts)
+	if inv.opts.json {
+		if err != nil {
+			if res.Changed {
+				printJSON(inv.stdout, struct {
+					*appliance.InitResult
+					Error string `json:"error"`
+				}{res, err.Error()})
+			}
+			return err
+		}
+		return printJSON(inv.stdout, res)
+	}
+	if err != nil {
+		if res.Changed {
+			fmt.Fprintln(inv.stdout, "Done before the error:")
+			printSteps(inv.stdout, res.Steps, appliance.Step.Changed)
+		}
+		return err
+	}
+	return printInit(inv, res)
+}
+
+// printInit writes the outcome of init for people.
+func printInit(inv *invocation, res *appliance.InitResult) error {
+	w := inv.stdout
+	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
+	fmt.Fprintf(tw, "Platform:\t%s (%s)\n", res.Platform.Name, res.Platform.Kind)
+	fmt.Fprintf(tw, "Config:\t%s\n", res.ConfigPath)
+	url := res.ServerURL
+	if res.ServerURLWhy != "" {
+		url += " (" + res.ServerURLWhy + ")"
+	}
+	fmt.Fprintf(tw, "Server URL:\t%s\n", url)
+	if res.Gateway {
+		fmt.Fprintf(tw, "Gateway:\tserving %s\n", orDetected(strings.Join(res.Routes, ", ")))
+	} else {
+		fmt.Fprintf(tw, "Gateway:\toff\n")
+	}
+	fmt.Fprintf(tw, "State:\t%s\n", res.StateDir)
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	if res.Changed {
+		fmt.Fprintln(w, "Done:")
+	} else {
+		fmt.Fprintln(w, "Nothing changed: homenet was set up already.")
+	}
+	printSteps(w, res.Steps, func(s appliance.Step) bool { return res.Changed || s.Result != appliance.ResultUnchanged })
+
+	if len(res.Warnings) > 0 {
+		fmt.Fprintln(w, "\nWarnings:")
+		for _, wn := range res.Warnings {
+			fmt.Fprintf(w, "  ! %s\n", wn.Message)
+			if wn.Fix != "" {
+				fmt.Fprintf(w, "    %s\n", wn.Fix)
+			}
+		}
+	}
+	if len(res.Next) > 0 {
+		fmt.Fprintln(w, "\nStill to do:")
+		for _, n := range res.Next {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
+	return printOnboarding(inv, res)
+}
+
+// printSteps lists the steps for which show returns true, one per line.
+func printSteps(w io.Writer, steps []appliance.Step, show func(appliance.Step) bool) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, s := range steps {
+		if !show(s) {
+			continue
+		}
+		what := s.Target
+		if s.Detail != "" {
+			what = strings.TrimPrefix(what+": "+s.Detail, ": ")
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Result, s.What, what)
+	}
+	tw.Flush()
+}
+
+// printOnboarding tells how to add a phone.
+func printOnboarding(inv *invocation, res *appliance.InitResult) error {
+	w := inv.stdout
+	ob := res.Onboarding
+	fmt.Fprintf(w, "\nAdd a phone:\n")
+	fmt.Fprintf(w, "  In the Tailscale app, choose a custom coordination server (in the menu of\n")
+	fmt.Fprintf(w, "  its login screen) and enter this URL, or scan the code to copy it:\n\n")
+	fmt.Fprintf(w, "    %s\n\n", ob.ServerURL)
+	f, isFile := w.(*os.File)
+	qr, err := appliance.QRCode(ob.ServerURL, isFile && isTerminal(f))
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.SplitAfter(qr, "\n") {
+		if line != "" {
+			fmt.Fprint(w, "    "+line)
+		}
+	}
+	fmt.Fprintf(w, "\n  Then log in: the app opens a page on which you approve the phone with the\n")
+	fmt.Fprintf(w, "  admin password (sudo cat %s).\n", ob.PasswordFile)
+	switch {
+	case ob.Key != "":
+		fmt.Fprintf(w, "\n  One-time key, valid until %s, for clients that take one\n", ob.KeyExpiry.Local().Format("15:04"))
+		fmt.Fprintf(w, "  (tailscale up --login-server %s --auth-key KEY):\n\n", ob.ServerURL)
+		fmt.Fprintf(w, "    %s\n", ob.Key)
+	case ob.KeyCommand != "":
+		if ob.KeyError == "" {
+			fmt.Fprintf(w, "\n  Once homenet runs, create a one-time key for clients that take one with:\n")
+		} else {
+			fmt.Fprintf(w, "\n  No one-time key: %s. Create one later with:\n", ob.KeyError)
+		}
+		fmt.Fprintf(w, "    %s\n", ob.KeyCommand)
+	}
+	return nil
+}
+
+func runUninstall(ctx context.Context, inv *invocation, f *initFlags) error {
+	if inv.opts.config != "" && !filepath.IsAbs(inv.opts.config) {
+		return usageErrorf("--config %q: want an absolute path", inv.opts.config)
+	}
+	opts := appliance.UninstallOptions{ConfigPath: inv.opts.config, Purge: f.purge}
+	var err error
+	opts.Root, opts.Bus, opts.Run, err = f.live("uninstall")
+	if err != nil {
+		return err
+	}
+	if ask := f.asker(inv); ask != nil && f.purge {
+		opts.Confirm = func(q string) (bool, error) {
+			ans, err := ask(q+" (y/n)", "n")
+			return strings.HasPrefix(strings.ToLower(ans), "y"), err
+		}
+	}
+	res, err := appliance.Uninstall(ctx, opts)
+	if inv.opts.json {
+		if err != nil {
+			return err
+		}
+		return printJSON(inv.stdout, res)
+	}
+	w := inv.stdout
+	notable := func(s appliance.Step) bool {
+		return s.Changed() || s.Result == appliance.ResultKept || s.Result == appliance.ResultSkipped || s.Result == appliance.ResultFailed
+	}
+	if res.Changed {
+		fmt.Fprintln(w, "Done:")
+		printSteps(w, res.Steps, notable)
+	} else if err == nil {
+		fmt.Fprintln(w, "Nothing to remove.")
+		printSteps(w, res.Steps, notable)
+	}
+	if err != nil {
+		return err
+	}
+	if len(res.Kept) > 0 {
+		fmt.Fprintf(w, "\nKept (delete with --purge): %s\n", strings.Join(res.Kept, ", "))
+	}
+	if len(res.Next) > 0 {
+		fmt.Fprintln(w, "\nStill to do:")
+		for _, n := range res.Next {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
+	return nil
+}
+
+// orDetected returns s, or a note that the routes are detected at start.
+func orDetected(s string) string {
+	if s == "" {
+		return "the LAN detected at each start"
+	}
+	return s
+}
