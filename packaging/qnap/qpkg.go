@@ -148,6 +148,7 @@ func (p Package) Header(ctrlLen, dataLen int) ([]byte, error) {
 const headerTemplate = `#!/bin/sh
 # %s %s QPKG for QNAP %s. App Center runs this file: it unpacks the
 # archives appended to it and runs their qinstall.sh.
+# shellcheck disable=SC2003,SC2086 # the offset lines keep QDK's shape, which its tools parse
 QPKG_NAME=%s
 CPU=%s
 echo "Install QNAP package on TS-NAS..."

@@ -2,7 +2,7 @@
 # homenet's QPKG service script: App Center (and QTS at boot, after the
 # data volume is mounted) runs it as root with start, stop or restart.
 
-CONF=/etc/config/qpkg.conf
+CONF=${QPKG_CONF:-/etc/config/qpkg.conf}
 QPKG_NAME=homenet
 GETCFG=${GETCFG:-/sbin/getcfg}
 QPKG_ROOT=$($GETCFG "$QPKG_NAME" Install_Path -f "$CONF")
@@ -10,6 +10,7 @@ BIN=$QPKG_ROOT/bin/homenet
 CONFIG=$QPKG_ROOT/etc/homenet.toml
 PID_FILE=$QPKG_ROOT/var/homenet.pid
 LOG_FILE=$QPKG_ROOT/var/homenet.log
+LINK=${HOMENET_LINK:-/usr/bin/homenet} # the CLI on PATH
 
 running() {
 	[ -r "$PID_FILE" ] || return 1
@@ -36,7 +37,7 @@ start() {
 	mkdir -p "$QPKG_ROOT/var"
 	ensure_tun
 	# The root file system is RAM on QTS: link the CLI at every start.
-	ln -sf "$BIN" /usr/bin/homenet 2>/dev/null
+	ln -sf "$BIN" "$LINK" 2>/dev/null
 	if [ -f "$LOG_FILE" ] && [ "$(wc -c <"$LOG_FILE")" -gt 1048576 ]; then
 		mv -f "$LOG_FILE" "$LOG_FILE.1"
 	fi

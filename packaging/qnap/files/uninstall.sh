@@ -3,5 +3,5 @@
 # is removed, before it deletes the directory, state included.
 dir=$(dirname "$0")
 "$dir/homenet.sh" stop
-rm -f /usr/bin/homenet
+rm -f "${HOMENET_LINK:-/usr/bin/homenet}"
 exit 0
