@@ -17,6 +17,7 @@ import (
 
 	"tailscale.com/ipn"
 	"tailscale.com/ipn/ipnlocal"
+	"tailscale.com/ipn/ipnserver"
 	"tailscale.com/ipn/store"
 	"tailscale.com/net/dns"
 	"tailscale.com/net/netmon"
@@ -24,6 +25,7 @@ import (
 	"tailscale.com/net/tsaddr"
 	"tailscale.com/net/tsdial"
 	"tailscale.com/net/tstun"
+	"tailscale.com/safesocket"
 	"tailscale.com/tsd"
 	"tailscale.com/types/logger"
 	"tailscale.com/types/logid"
@@ -51,9 +53,11 @@ type Agent struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	relogin  chan struct{}
+	done     chan struct{} // closed when the engine stops
 	closeMu  sync.Mutex
 	closed   bool
 	closeErr error
+	socket   string // LocalAPI socket, "" if none
 
 	mu      sync.Mutex
 	state   ipn.State
@@ -84,6 +88,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, retErr error) {
 		log:     cfg.Logger.With("part", "gateway"),
 		sysctl:  sysctls{root: "/proc/sys", saved: filepath.Join(cfg.StateDir, sysctlFile)},
 		relogin: make(chan struct{}, 1),
+		done:    make(chan struct{}),
 		state:   ipn.NoState,
 	}
 	a.logf = engineLogf(cfg.Logger)
@@ -130,12 +135,63 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, retErr error) {
 	if err := a.login(ctx, true); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go a.watch(ctx)
 	go a.loginLoop(ctx)
+	go a.watchEngine(ctx)
+	a.serveLocalAPI(ctx)
 	a.log.Info("gateway: engine up", "tun", cfg.Tun, "advertise", a.routes, "netfilter", a.fw.Name(),
-		"wan", a.wan, "masquerade", cfg.MasqueradeLAN, "table", Table, "rule_prefs", RulePrefs)
+		"wan", a.wan, "masquerade", cfg.MasqueradeLAN, "table", Table, "rule_prefs", RulePrefs, "localapi", a.socket)
 	return a, nil
+}
+
+// Done is closed when the engine has stopped: after Close, or on its own
+// (a fatal engine error, or `tailscale debug shutdown` on the LocalAPI
+// socket), in which case the gateway no longer serves and homenet should
+// stop or restart it.
+func (a *Agent) Done() <-chan struct{} { return a.done }
+
+func (a *Agent) watchEngine(ctx context.Context) {
+	defer a.wg.Done()
+	defer close(a.done)
+	select {
+	case <-a.sys.Engine.Get().Done():
+		if ctx.Err() == nil {
+			a.log.Error("gateway: the engine stopped on its own; the gateway no longer serves")
+		}
+	case <-ctx.Done():
+	}
+}
+
+// LocalAPISocket is the unix socket, in Config.StateDir, where the agent
+// serves tailscaled's LocalAPI, so that the stock CLI works against it:
+// tailscale --socket=STATEDIR/tailscaled.sock status (or ping, netcheck).
+const LocalAPISocket = "tailscaled.sock"
+
+// serveLocalAPI serves the LocalAPI on a socket in the state dir (mode
+// 0700, so root only), for debugging with the tailscale CLI. A failure
+// only costs the socket.
+func (a *Agent) serveLocalAPI(ctx context.Context) {
+	path := filepath.Join(a.cfg.StateDir, LocalAPISocket)
+	if len(path) >= 104 {
+		a.log.Warn("gateway: no LocalAPI socket: path too long for a unix socket", "path", path)
+		return
+	}
+	ln, err := safesocket.Listen(path)
+	if err != nil {
+		a.log.Warn("gateway: no LocalAPI socket", "err", err)
+		return
+	}
+	a.sys.SocketPath = path
+	srv := ipnserver.New(a.logf, logid.PublicID{}, a.sys.Bus.Get(), a.sys.NetMon.Get())
+	srv.SetLocalBackend(a.lb)
+	a.socket = path
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		srv.Run(ctx, ln) // shuts the backend down when it returns
+		os.Remove(path)
+	}()
 }
 
 func (c *Config) fill() error {
@@ -282,15 +338,14 @@ func (a *Agent) prefs() *ipn.Prefs {
 	return p
 }
 
-// login starts the backend, with a fresh pre-auth key when the node has
-// no node key (or always, when force is false: control forgot us).
+// login starts the backend. The first time it mints a pre-auth key only
+// when the state file holds no node key; later (control forgot the node)
+// always.
 func (a *Agent) login(ctx context.Context, first bool) error {
 	opts := ipn.Options{UpdatePrefs: a.prefs()}
 	needKey := true
-	if first {
-		if p := a.lb.Prefs().Persist(); p.Valid() && !p.PrivateNodeKey().IsZero() {
-			needKey = false
-		}
+	if first && !a.lb.NodeKey().IsZero() {
+		needKey = false // registered before: the state file has our node key
 	}
 	if needKey {
 		kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -404,6 +459,7 @@ func (a *Agent) Status() Status {
 		Table:      Table,
 		RulePrefs:  RulePrefs,
 		LastError:  a.lastErr,
+		LocalAPI:   a.socket,
 	}
 	if a.fw != nil {
 		st.Firewall = a.fw.Name()

@@ -24,8 +24,13 @@ func Cleanup(stateDir string, logger *slog.Logger) error {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	var errs []error
+	rules, routes := leftovers()
 	if err := sweep(nil); err != nil {
 		errs = append(errs, err)
+	}
+	if rules+routes > 0 {
+		logger.Info("gateway: removed what a dead run left behind", "policy_rules", rules, "routes", routes,
+			"netfilter", "every backend's homenet rules")
 	}
 	if stateDir != "" {
 		s := sysctls{root: "/proc/sys", saved: filepath.Join(stateDir, sysctlFile)}
@@ -56,4 +61,20 @@ func sweep(fw firewall.Firewall) error {
 		errs = append(errs, firewall.RemoveAll())
 	}
 	return errors.Join(errs...)
+}
+
+// leftovers counts our policy rules and the routes in our table, both
+// families.
+func leftovers() (rules, routes int) {
+	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
+		rs, _ := listRules(fam)
+		for _, r := range rs {
+			if isOurRule(r) {
+				rules++
+			}
+		}
+		rts, _ := tableRoutes(fam)
+		routes += len(rts)
+	}
+	return rules, routes
 }

@@ -70,4 +70,5 @@ type Status struct {
 	RulePrefs  []int          `json:"rule_prefs"`
 	Repairs    int            `json:"repairs"` // times the watchdog put rules back
 	LastError  string         `json:"last_error,omitempty"`
+	LocalAPI   string         `json:"localapi_socket,omitempty"` // for tailscale --socket=…
 }
