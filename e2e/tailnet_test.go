@@ -17,10 +17,18 @@ import (
 //	                          ├─ nat1 .11 ── 10.1.0.0/24 ── p1 10.1.0.2  tailscaled
 //	                          ├─ nat2 .12 ── 10.2.0.0/24 ── p2 10.2.0.2  tailscaled
 //	                          └─ …
+//
+// With tailnetOpts.Name, homenet runs as on the internet under that DNS
+// name, and an ACME CA joins the internet:
+//
+//	internet ─┬─ gw .1  homenet serve, https://NAME: control :80 and :443, DERP :443, STUN :3478
+//	          ├─ ca .2  pebble: ACME :14000, validates TLS-ALPN-01 on NAME:443; DNS NAME → gw .1
+//	          └─ nat1 .11, …
 type tailnet struct {
 	lab  *lab.Lab
 	inet *lab.Net
 	gw   *lab.Host
+	ca   *lab.CA // with opts.Name only
 	hn   *lab.Homenet
 	opts tailnetOpts
 	nats int
@@ -34,6 +42,10 @@ type tailnetOpts struct {
 	// server on a private address differently (it never falls back to
 	// Noise over TLS on :443), so some scenarios try both.
 	WAN string
+	// Name, when set, is the DNS name homenet serves under, with a
+	// certificate from the lab's ACME CA: server.url https://NAME. Phones
+	// resolve it through /etc/hosts and trust the CA's root.
+	Name string
 }
 
 const (
@@ -52,16 +64,21 @@ func newTailnet(t *testing.T, opts tailnetOpts) *tailnet {
 		opts.WAN = publicWAN
 	}
 	l := lab.New(t)
+	if opts.Name != "" {
+		lab.PebbleBinary(t) // skip before building anything
+	}
 	inet := l.Internet()
 	gw := l.Host("gw", inet.Link(opts.WAN+".1/24"))
 	gw.Bridge("lan0", "192.168.1.1/24") // the home LAN, for the gateway agent later
-	return &tailnet{
-		lab:  l,
-		inet: inet,
-		gw:   gw,
-		hn:   l.Homenet(gw, lab.HomenetConfig{Prefix4: opts.Prefix4}),
-		opts: opts,
+	tn := &tailnet{lab: l, inet: inet, gw: gw, opts: opts}
+	cfg := lab.HomenetConfig{Prefix4: opts.Prefix4}
+	if opts.Name != "" {
+		caHost := l.Host("ca", inet.Link(opts.WAN+".2/24"))
+		tn.ca = l.CA(caHost, fmt.Sprintf("%s=%v", opts.Name, gw.Addr()))
+		cfg.Name, cfg.CA = opts.Name, tn.ca
 	}
+	tn.hn = l.Homenet(gw, cfg)
+	return tn
 }
 
 // wanAddr returns the internet address WAN.host.
@@ -72,10 +89,15 @@ func (tn *tailnet) wanAddr(host int) netip.Addr {
 // natHost puts a new host named name behind a NAT router of its own on the
 // internet (nat<N> at WAN.1N, LAN 10.N.0.0/24, the host at 10.N.0.2).
 func (tn *tailnet) natHost(name string) (*lab.NATRouter, *lab.Host) {
+	return tn.natHostWith(name, lab.NATOpts{RandomFully: tn.opts.RandomFully})
+}
+
+// natHostWith is natHost with NAT options of its own.
+func (tn *tailnet) natHostWith(name string, opts lab.NATOpts) (*lab.NATRouter, *lab.Host) {
 	tn.nats++
 	n := tn.nats
 	nat := tn.lab.NATRouter(fmt.Sprintf("nat%d", n), tn.inet.Link(fmt.Sprintf("%v/24", tn.wanAddr(10+n))),
-		fmt.Sprintf("10.%d.0.1/24", n), lab.NATOpts{RandomFully: tn.opts.RandomFully})
+		fmt.Sprintf("10.%d.0.1/24", n), opts)
 	return nat, tn.lab.Host(name, nat.LAN.Link(fmt.Sprintf("10.%d.0.2/24", n)))
 }
 
@@ -83,6 +105,17 @@ func (tn *tailnet) natHost(name string) (*lab.NATRouter, *lab.Host) {
 // tailscaled; it is not logged in yet.
 func (tn *tailnet) phone(name string) *lab.Phone {
 	_, h := tn.natHost(name)
+	return tn.phoneOn(h)
+}
+
+// phoneOn starts tailscaled in h. With a named server, h first learns the
+// name (/etc/hosts) and trusts the CA, as a phone on the internet would
+// through public DNS and its built-in roots.
+func (tn *tailnet) phoneOn(h *lab.Host) *lab.Phone {
+	if tn.ca != nil {
+		tn.ca.Trust(h)
+		h.AddHosts(tn.gw.Addr(), tn.opts.Name)
+	}
 	return tn.lab.Phone(h)
 }
 

@@ -26,6 +26,14 @@ type HomenetConfig struct {
 	Prefix4 string
 	// Extra is raw TOML appended to the generated file.
 	Extra string
+	// Name, when set, runs homenet as on the internet under this DNS
+	// name, with a certificate from CA (which must resolve Name to the
+	// host's address): server.url https://NAME, control in plain HTTP on
+	// :80 and, beside DERP, on the relay's TLS listener :443, whose
+	// certificate comes by ACME (TLS-ALPN-01). The host resolves Name
+	// through its /etc/hosts and trusts CA.
+	Name string
+	CA   *CA
 }
 
 // Homenet is `homenet serve` running in a lab host, configured with a TOML
@@ -34,7 +42,8 @@ type Homenet struct {
 	Host       *Host
 	ConfigPath string
 	StateDir   string
-	// URL is server.url: http://HOST-ADDR:8080, what phones log in to.
+	// URL is server.url, what phones log in to: http://HOST-ADDR:8080, or
+	// https://NAME with HomenetConfig.Name.
 	URL  string
 	Proc *Proc
 
@@ -52,6 +61,17 @@ func (l *Lab) Homenet(h *Host, cfg HomenetConfig) *Homenet {
 		URL:        fmt.Sprintf("http://%s:%d", h.Addr(), HomenetPort),
 		bin:        HomenetBinary(l.t),
 	}
+	listen, relayListen, relayName := HomenetPort, RelayPort, ""
+	if cfg.Name != "" {
+		if cfg.CA == nil {
+			l.t.Fatal("lab: HomenetConfig.Name needs a CA")
+		}
+		hn.URL = "https://" + cfg.Name
+		listen, relayListen = 80, 443
+		relayName = fmt.Sprintf("hostname = %q\nacme_directory = %q\n", cfg.Name, cfg.CA.Directory)
+		cfg.CA.Trust(h)
+		h.AddHosts(h.Addr(), cfg.Name)
+	}
 	conf := fmt.Sprintf(`# written by the e2e lab
 state_dir = %q
 
@@ -63,10 +83,10 @@ listen = ":%d"
 enabled = true
 listen = ":%d"
 stun_listen = ":%d"
-
+%s
 [tailnet]
 prefix4 = %q
-`, hn.StateDir, hn.URL, HomenetPort, RelayPort, STUNPort, cfg.Prefix4)
+`, hn.StateDir, hn.URL, listen, relayListen, STUNPort, relayName, cfg.Prefix4)
 	if cfg.Extra != "" {
 		conf += "\n" + cfg.Extra + "\n"
 	}
@@ -82,7 +102,8 @@ prefix4 = %q
 	return hn
 }
 
-// Start starts `homenet serve` and waits up to 30 s for it to answer.
+// Start starts `homenet serve` and waits up to 30 s for it to answer
+// /key at its URL (over https, that includes getting the certificate).
 func (hn *Homenet) Start() {
 	t := hn.Host.lab.t
 	t.Helper()

@@ -155,6 +155,7 @@ type Host struct {
 	anchor *exec.Cmd // holds the mount namespace; commands enter via nsenter
 	ifaces int
 	addrs  []netip.Prefix
+	env    []string // set by SetEnv; guarded by lab.mu
 }
 
 // Host creates a host with one interface per link. The first link with a
@@ -332,6 +333,24 @@ func (h *Host) WriteFile(path string, data []byte) error {
 		return fmt.Errorf("host %s: writing %s: %v: %s", h.Name, path, err, out)
 	}
 	return nil
+}
+
+// AddHosts adds a line "ip names…" to h's /etc/hosts (its private /etc),
+// so that h resolves names to ip without DNS.
+func (h *Host) AddHosts(ip netip.Addr, names ...string) {
+	t := h.lab.t
+	t.Helper()
+	hosts, err := h.Output(10*time.Second, "cat", "/etc/hosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hosts != "" && !strings.HasSuffix(hosts, "\n") {
+		hosts += "\n"
+	}
+	hosts += ip.String() + "\t" + strings.Join(names, " ") + "\n"
+	if err := h.WriteFile("/etc/hosts", []byte(hosts)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // close dumps diagnostics if the test failed, stops every process, kills

@@ -23,7 +23,21 @@ func (h *Host) Command(ctx context.Context, args ...string) *exec.Cmd {
 	full := append([]string{"-t", pid, "-n", "-m", "--"}, args...)
 	cmd := exec.CommandContext(ctx, "nsenter", full...)
 	cmd.WaitDelay = 5 * time.Second
+	h.lab.mu.Lock()
+	if len(h.env) > 0 {
+		cmd.Env = append(os.Environ(), h.env...)
+	}
+	h.lab.mu.Unlock()
 	return cmd
+}
+
+// SetEnv adds environment variables ("K=V") to every command run or
+// started in h from now on, for example SSL_CERT_FILE to make the host
+// trust a lab CA. Later values win.
+func (h *Host) SetEnv(kv ...string) {
+	h.lab.mu.Lock()
+	defer h.lab.mu.Unlock()
+	h.env = append(h.env, kv...)
 }
 
 // Exec runs args inside h and returns stdout and stderr separately. The
@@ -110,7 +124,7 @@ func (h *Host) start(name string, env []string, args ...string) (*Proc, error) {
 	fmt.Fprintf(f, "==== %s: %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
 	cmd := h.Command(context.Background(), args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(cmd.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("[%s] starting %s: %w", h.Name, name, err)
 	}
