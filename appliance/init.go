@@ -462,7 +462,7 @@ func (in *initRun) service(ctx context.Context, cfgPath string, configChanged bo
 		}
 		return running, err
 	case PlatformOpenWrt:
-		script := ProcdScript(ProcdParams{Binary: binary, Config: cfgPath, Env: memLimitEnv(in.root)})
+		script := ProcdScript(ProcdParams{Binary: binary, Config: cfgPath})
 		st, err := installFile(in.root, "procd init script", procdScriptPath, script, 0o755)
 		if err != nil {
 			return false, err

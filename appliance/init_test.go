@@ -161,7 +161,6 @@ func platformCases() []platformCase {
 				"/etc/config/network":            openwrtNetwork,
 				"/etc/config/firewall":           openwrtFirewall,
 				"/etc/sysctl.d/10-default.conf":  openwrtSysctl,
-				"/proc/meminfo":                  "MemTotal:         249196 kB\nMemFree:          120000 kB\n",
 				"/usr/share/libubox/jshn.sh":     "# jshn\n",
 				"/etc/init.d/dnsmasq":            "#!/bin/sh /etc/rc.common\n",
 				"/lib/functions.sh":              "# functions\n",
@@ -178,7 +177,7 @@ func platformCases() []platformCase {
 				"/etc/config/firewall": "config rule 'homenet_wireguard'\n\toption name 'Allow-homenet-WireGuard'\n\toption src 'wan'\n\toption proto 'udp'\n\toption dest_port '41641'",
 			},
 			wantServiceFiles: map[string]string{
-				"/etc/init.d/homenet": "procd_set_param command /usr/sbin/homenet serve --config /etc/homenet/homenet.toml\n\tprocd_set_param env GOMEMLIMIT=60MiB\n",
+				"/etc/init.d/homenet": "PROG=/usr/sbin/homenet\nCONFIG=/etc/homenet/homenet.toml\n",
 			},
 		},
 		{

@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -17,13 +16,9 @@ import (
 type ProcdParams struct {
 	Binary string // the homenet binary, such as /usr/sbin/homenet
 	Config string // the config file, such as /etc/homenet/homenet.toml
-	// Env are NAME=value settings, such as GOMEMLIMIT=64MiB on small
-	// routers. They go on one procd_set_param env line: a second
-	// procd_set_param env replaces the first (openwrt/packages 04dd276).
-	Env []string
 	// Owner is the comment that says who wrote the script. homenet init
-	// writes its marker, which "homenet uninstall" looks for; a package
-	// should say it owns the file, so that init leaves it alone.
+	// writes its marker, which "homenet uninstall" looks for; the package
+	// says that it owns the file, so that init leaves it alone.
 	Owner string
 }
 
@@ -31,57 +26,63 @@ var procdTemplate = template.Must(template.New("procd").Parse(`#!/bin/sh /etc/rc
 # {{.Owner}}
 # homenet: Tailscale-compatible control server, DERP relay and subnet router.
 
+# shellcheck disable=SC2034 # rc.common reads USE_PROCD, START and STOP
 USE_PROCD=1
 START=80
 STOP=10
 
+PROG={{.Binary}}
+CONFIG={{.Config}}
+
+# memlimit prints GOMEMLIMIT for routers with 512 MiB of RAM or less: a
+# quarter of it, at least 24 MiB. The limit is soft: Go collects garbage
+# harder near it instead of letting the kernel's OOM killer end homenet.
+memlimit() {
+	kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo 2>/dev/null)
+	[ -n "$kib" ] || return 0
+	[ "$kib" -le 524288 ] || return 0
+	mib=$((kib / 1024 / 4))
+	[ "$mib" -ge 24 ] || mib=24
+	echo "GOMEMLIMIT=${mib}MiB"
+}
+
 start_service() {
 	procd_open_instance
-	procd_set_param command {{.Binary}} serve --config {{.Config}}
-{{- if .Env}}
-	procd_set_param env{{range .Env}} {{.}}{{end}}
-{{- end}}
+	procd_set_param command "$PROG" serve --config "$CONFIG"
+	# Set env once only: a second env setting replaces the first.
+	env=$(memlimit)
+	[ -z "$env" ] || procd_set_param env "$env"
 	procd_set_param respawn 3600 5 5
 	procd_set_param stdout 1
 	procd_set_param stderr 1
-	procd_set_param file {{.Config}}
+	procd_set_param file "$CONFIG"
 	procd_close_instance
 }
 `))
 
 // ProcdScript returns the OpenWrt init script (/etc/init.d/homenet) that
 // runs homenet under procd: started late in boot (START=80), restarted when
-// it dies, reloaded when the config file changes, logging to logread. The
-// OpenWrt package should ship this same text, with its own Owner.
+// it dies, reloaded when the config file changes, logging to logread, with
+// GOMEMLIMIT on small routers (one procd_set_param env: a second one
+// replaces the first, openwrt/packages 04dd276). The OpenWrt package ships
+// this same text with its own Owner (packaging/openwrt/files/homenet.init;
+// a test keeps the two equal).
 func ProcdScript(p ProcdParams) []byte {
 	if p.Owner == "" {
 		p.Owner = initMarker + `; "homenet uninstall" removes it.`
 	}
+	p.Binary, p.Config = shellQuote(p.Binary), shellQuote(p.Config)
 	var b bytes.Buffer
 	procdTemplate.Execute(&b, p)
 	return b.Bytes()
 }
 
-// memLimitEnv returns GOMEMLIMIT for routers with 512 MiB of RAM or less
-// (a quarter of it, at least 24 MiB), read from /proc/meminfo under root;
-// nil otherwise. The limit is soft: Go collects garbage harder near it.
-func memLimitEnv(root string) []string {
-	b, err := os.ReadFile(filepath.Join(root, "/proc/meminfo"))
-	if err != nil {
-		return nil
+// shellQuote quotes s for sh when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:@%,") == "" {
+		return s
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == "MemTotal:" {
-			kib, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil || kib > 512*1024 {
-				return nil
-			}
-			return []string{fmt.Sprintf("GOMEMLIMIT=%dMiB", max(kib/1024/4, 24))}
-		}
-	}
-	return nil
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // procdInstall enables the init script and has homenet running: restarted

@@ -98,39 +98,32 @@ func TestOpenWrtSections(t *testing.T) {
 }
 
 func TestProcdScript(t *testing.T) {
-	got := string(ProcdScript(ProcdParams{Binary: "/usr/sbin/homenet", Config: "/etc/homenet/homenet.toml", Env: []string{"GOMEMLIMIT=48MiB", "GOGC=50"}, Owner: "Installed by the homenet package."}))
+	got := string(ProcdScript(ProcdParams{Binary: "/usr/sbin/homenet", Config: "/etc/homenet/homenet.toml"}))
 	for _, want := range []string{
-		"#!/bin/sh /etc/rc.common\n# Installed by the homenet package.\n",
+		"#!/bin/sh /etc/rc.common\n# " + initMarker,
 		"USE_PROCD=1\nSTART=80\n",
-		"\tprocd_set_param command /usr/sbin/homenet serve --config /etc/homenet/homenet.toml\n\tprocd_set_param env GOMEMLIMIT=48MiB GOGC=50\n\tprocd_set_param respawn",
+		"PROG=/usr/sbin/homenet\nCONFIG=/etc/homenet/homenet.toml\n",
+		"\tprocd_set_param command \"$PROG\" serve --config \"$CONFIG\"\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("script does not contain %q:\n%s", want, got)
 		}
 	}
-	if strings.Count(got, "procd_set_param env") != 1 || strings.Contains(got, initMarker) {
-		t.Errorf("script:\n%s", got)
+	if strings.Count(got, "procd_set_param env") != 1 {
+		t.Errorf("script sets env more than once:\n%s", got)
 	}
-	if strings.Contains(string(ProcdScript(ProcdParams{Binary: "b", Config: "c"})), "procd_set_param env") {
-		t.Error("env line without env")
+	odd := string(ProcdScript(ProcdParams{Binary: "/opt/my homenet/homenet", Config: "/etc/it's.toml"}))
+	if !strings.Contains(odd, "PROG='/opt/my homenet/homenet'\nCONFIG='/etc/it'\\''s.toml'\n") {
+		t.Errorf("quoting:\n%s", odd)
 	}
-}
 
-func TestMemLimitEnv(t *testing.T) {
-	for _, tt := range []struct {
-		meminfo string
-		want    string
-	}{
-		{"MemTotal:  120000 kB\n", "GOMEMLIMIT=29MiB"},
-		{"MemTotal:   60000 kB\n", "GOMEMLIMIT=24MiB"},
-		{"MemTotal: 1000000 kB\n", ""},
-		{"", ""},
-	} {
-		root := t.TempDir()
-		os.MkdirAll(filepath.Join(root, "proc"), 0o755)
-		os.WriteFile(filepath.Join(root, "proc/meminfo"), []byte(tt.meminfo), 0o644)
-		if got := strings.Join(memLimitEnv(root), " "); got != tt.want {
-			t.Errorf("memLimitEnv(%q) = %q, want %q", tt.meminfo, got, tt.want)
-		}
+	// The OpenWrt package ships the same script, saying it owns it.
+	pkg, err := os.ReadFile("../packaging/openwrt/files/homenet.init")
+	if err != nil {
+		t.Skipf("the package's script: %v", err)
+	}
+	owner, _, _ := strings.Cut(strings.TrimPrefix(string(pkg), "#!/bin/sh /etc/rc.common\n# "), "\n")
+	if want := string(ProcdScript(ProcdParams{Binary: "/usr/sbin/homenet", Config: "/etc/homenet/homenet.toml", Owner: owner})); string(pkg) != want {
+		t.Errorf("packaging/openwrt/files/homenet.init differs from ProcdScript:\n%s\nwant:\n%s", pkg, want)
 	}
 }
