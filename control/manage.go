@@ -100,13 +100,13 @@ func (s *Server) nodeInfoLocked(n *node, now time.Time) NodeInfo {
 		ID: n.ID, Name: n.Name, Hostname: hostnameOf(n.Hostinfo), NodeKey: n.NodeKey.String(),
 		Addresses: []netip.Addr{n.IPv4, n.IPv6}, Online: n.streams > 0, LastSeen: n.LastSeen,
 		Created: n.Created, KeyExpiry: n.KeyExpiry, Expired: n.expired(now), Ephemeral: n.Ephemeral,
-		Tags: n.Tags, HomeDERP: n.homeDERP, AdvertisedRoutes: n.advertised(),
+		Tags: n.Tags, HomeDERP: n.HomeDERP, AdvertisedRoutes: n.advertised(),
 		ApprovedRoutes: s.servedRoutesLocked(n),
 	}
 	if n.Hostinfo != nil {
 		ni.OS = n.Hostinfo.OS
 	}
-	for _, ep := range n.endpoints {
+	for _, ep := range n.Endpoints {
 		ni.Endpoints = append(ni.Endpoints, ep.String())
 	}
 	return ni

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
 	"tailscale.com/util/zstdframe"
 )
 
@@ -62,7 +63,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 	case !req.Stream:
 		s.applyUpdateLocked(r.Context(), n, &req)
 	default:
-		s.fillFromStreamLocked(n, &req)
+		s.fillFromStreamLocked(r.Context(), n, &req)
 	}
 	if !req.Stream {
 		var res *tailcfg.MapResponse
@@ -119,49 +120,74 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, ms *mapSessi
 // applyUpdateLocked takes endpoints, disco key and Hostinfo from a
 // non-streaming map request.
 func (s *Server) applyUpdateLocked(ctx context.Context, n *node, req *tailcfg.MapRequest) {
-	changed := false
-	if eps := cleanEndpoints(req.Endpoints); !slices.Equal(eps, n.endpoints) {
-		n.endpoints, changed = eps, true
-	}
-	if !req.DiscoKey.IsZero() && req.DiscoKey != n.discoKey {
-		n.discoKey, changed = req.DiscoKey, true
+	var u nodeUpdate
+	u.endpoints(n, cleanEndpoints(req.Endpoints))
+	if !req.DiscoKey.IsZero() {
+		u.disco(n, req.DiscoKey)
 	}
 	if hi := req.Hostinfo; hi != nil {
-		if ni := hi.NetInfo; ni != nil && ni.PreferredDERP != n.homeDERP {
-			n.homeDERP, changed = ni.PreferredDERP, true
+		if ni := hi.NetInfo; ni != nil {
+			u.homeDERP(n, ni.PreferredDERP)
 		}
-		if durableHostinfoChanged(n.Hostinfo, hi) {
-			n.Hostinfo, changed = hi.Clone(), true
-			// Rare (a rename, new routes), so worth keeping across restarts.
-			if err := s.cfg.Store.PutNode(ctx, &n.Node); err != nil {
-				s.log.Error("control: saving hostinfo", "node", n.Name, "err", err)
-			}
-		} else {
-			n.Hostinfo = hi.Clone()
-		}
+		// Hostinfo changes durably only on renames, new routes and the
+		// like; NetInfo changes with every network move.
+		u.save = u.save || durableHostinfoChanged(n.Hostinfo, hi)
+		n.Hostinfo = hi.Clone()
 	}
-	if changed {
-		s.touchLocked(n)
-	}
+	s.commitLocked(ctx, n, u)
 }
 
 // fillFromStreamLocked takes from a streaming request only what the server
 // doesn't know. Clients push changes in separate non-streaming requests,
-// and by the protocol a stream's fields may be stale; but after a server
-// restart nothing else would tell us a node's disco key and endpoints until
-// they change, and peers can't reach a node without them.
-func (s *Server) fillFromStreamLocked(n *node, req *tailcfg.MapRequest) {
-	changed := false
-	if n.discoKey.IsZero() && !req.DiscoKey.IsZero() {
-		n.discoKey, changed = req.DiscoKey, true
+// and by the protocol a stream's fields may be stale; but they are all we
+// have for a node whose state predates a server crash.
+func (s *Server) fillFromStreamLocked(ctx context.Context, n *node, req *tailcfg.MapRequest) {
+	var u nodeUpdate
+	if n.DiscoKey.IsZero() && !req.DiscoKey.IsZero() {
+		u.disco(n, req.DiscoKey)
 	}
-	if len(n.endpoints) == 0 && len(req.Endpoints) > 0 {
-		n.endpoints, changed = cleanEndpoints(req.Endpoints), true
+	if len(n.Endpoints) == 0 {
+		u.endpoints(n, cleanEndpoints(req.Endpoints))
 	}
-	if hi := req.Hostinfo; hi != nil && n.homeDERP == 0 && hi.NetInfo != nil && hi.NetInfo.PreferredDERP != 0 {
-		n.homeDERP, changed = hi.NetInfo.PreferredDERP, true
+	if hi := req.Hostinfo; hi != nil && n.HomeDERP == 0 && hi.NetInfo != nil {
+		u.homeDERP(n, hi.NetInfo.PreferredDERP)
 	}
-	if changed {
+	s.commitLocked(ctx, n, u)
+}
+
+// nodeUpdate collects what an update changed about a node.
+type nodeUpdate struct {
+	changed bool // peers must hear of it
+	save    bool // worth a write to the store
+}
+
+func (u *nodeUpdate) endpoints(n *node, eps []netip.AddrPort) {
+	if !slices.Equal(eps, n.Endpoints) {
+		n.Endpoints, n.unsaved, u.changed = eps, true, true
+	}
+}
+
+// disco and homeDERP change rarely (a client restart) and peers lose their
+// paths to a node whose disco key they are told is gone, so they are saved.
+func (u *nodeUpdate) disco(n *node, k key.DiscoPublic) {
+	if k != n.DiscoKey {
+		n.DiscoKey, u.changed, u.save = k, true, true
+	}
+}
+
+func (u *nodeUpdate) homeDERP(n *node, region int) {
+	if region != 0 && region != n.HomeDERP {
+		n.HomeDERP, u.changed, u.save = region, true, true
+	}
+}
+
+func (s *Server) commitLocked(ctx context.Context, n *node, u nodeUpdate) {
+	if u.save {
+		if err := s.saveLocked(ctx, n); err != nil {
+			s.log.Error("control: saving node update", "node", n.Name, "err", err)
+		}
+	}
+	if u.changed || u.save {
 		s.touchLocked(n)
 	}
 }

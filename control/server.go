@@ -64,12 +64,13 @@ type Server struct {
 // the server runs.
 type node struct {
 	store.Node
-	discoKey  key.DiscoPublic
-	endpoints []netip.AddrPort
-	homeDERP  int
-	capVer    tailcfg.CapabilityVersion
-	streams   int    // open streaming map sessions; online when > 0
-	version   uint64 // bumped whenever a peer would see a difference
+	capVer  tailcfg.CapabilityVersion
+	streams int    // open streaming map sessions; online when > 0
+	version uint64 // bumped whenever a peer would see a difference
+	// unsaved is set when endpoints changed but were not written: they
+	// change with every network move, too often for flash, so they are
+	// saved only with other changes and at Close.
+	unsaved bool
 }
 
 // noiseKeySetting is the store setting holding the TS2021 private key. It
@@ -206,17 +207,38 @@ func (s *Server) Admit(k key.NodePublic) bool {
 	return n != nil && !n.expired(time.Now())
 }
 
-// Close ends all map sessions.
+// Close ends all map sessions and saves what was kept only in memory.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.closed {
-		close(s.done)
+	if s.closed {
+		return nil
 	}
+	close(s.done)
 	s.closed = true
 	for ms := range s.sessions {
 		ms.cancel()
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	for _, n := range s.nodes {
+		if n.unsaved || n.streams > 0 {
+			if n.streams > 0 {
+				n.LastSeen = time.Now()
+			}
+			errs = append(errs, s.saveLocked(ctx, n))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// saveLocked writes n's durable state.
+func (s *Server) saveLocked(ctx context.Context, n *node) error {
+	if err := s.cfg.Store.PutNode(ctx, &n.Node); err != nil {
+		return fmt.Errorf("saving node %q: %w", n.Name, err)
+	}
+	n.unsaved = false
 	return nil
 }
 

@@ -300,6 +300,10 @@ func TestRestartKeepsNodes(t *testing.T) {
 	ak := mustAuthKey(t, s.Server, AuthKeyOptions{})
 	n := newTestNode(t, s.url, "phone")
 	n.register(t, ak)
+	disco := key.NewDisco().Public()
+	if err := n.c.SendMapUpdate(context.Background(), tsp.SendMapUpdateOpts{NodeKey: n.nk, DiscoKey: disco}); err != nil {
+		t.Fatal(err)
+	}
 	before, _ := s.Nodes(context.Background())
 	noiseKey := s.noiseKey.Public()
 	s.close()
@@ -311,6 +315,13 @@ func TestRestartKeepsNodes(t *testing.T) {
 	}
 	if s2.noiseKey.Public() != noiseKey {
 		t.Error("noise key changed across restart")
+	}
+	// Peers' first netmap after the restart still has the disco key: a
+	// zero one would make them drop their paths to the node.
+	peer := newTestNode(t, s2.url, "peer")
+	peer.register(t, mustAuthKey(t, s2.Server, AuthKeyOptions{}))
+	if first := peer.stream(t); len(first.Peers) != 1 || first.Peers[0].DiscoKey != disco {
+		t.Errorf("after restart, peer sees %+v, want disco key %v", first.Peers, disco)
 	}
 	// The node is still registered: the same key needs no new login.
 	n2 := &testNode{mk: n.mk, nk: n.nk, name: "phone"}

@@ -10,8 +10,17 @@ import (
 // brings the schema from version i to i+1. The version is kept in PRAGMA
 // user_version. Never edit a released migration; append a new one.
 func migrations() []string {
-	return []string{schemaV1}
+	return []string{schemaV1, schemaV2}
 }
+
+// schemaV2 keeps what peers need to reach a node across a server restart:
+// without the disco key, the first netmap after a restart would tell every
+// peer that the node's key vanished, and they drop their paths to it.
+const schemaV2 = `
+ALTER TABLE nodes ADD COLUMN disco_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE nodes ADD COLUMN home_derp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE nodes ADD COLUMN endpoints TEXT NOT NULL DEFAULT 'null';
+`
 
 // schemaV1 creates the tables. Keys are stored in their text form, addresses
 // as text (NULL when absent, so that UNIQUE ignores them), lists and Hostinfo

@@ -7,11 +7,13 @@ import (
 	"fmt"
 
 	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
 )
 
 // nodeColumns are the nodes columns other than id, in encodeNode's order.
 const nodeColumns = `machine_key, node_key, name, ipv4, ipv6, hostinfo,
-	created, key_expiry, last_seen, ephemeral, tags, approved_routes, auth_key_id`
+	created, key_expiry, last_seen, ephemeral, tags, approved_routes, auth_key_id,
+	disco_key, home_derp, endpoints`
 
 // Nodes returns all nodes, ordered by ID.
 func (db *DB) Nodes(ctx context.Context) ([]Node, error) {
@@ -118,8 +120,16 @@ func encodeNode(n *Node) ([]any, error) {
 		addrText(n.IPv4), addrText(n.IPv6), e.json(n.Hostinfo),
 		e.time(n.Created), e.time(n.KeyExpiry), e.time(n.LastSeen),
 		n.Ephemeral, e.json(n.Tags), e.json(n.ApprovedRoutes), authKeyID,
+		discoText(n.DiscoKey), n.HomeDERP, e.json(n.Endpoints),
 	}
 	return args, e.err
+}
+
+func discoText(k key.DiscoPublic) string {
+	if k.IsZero() {
+		return ""
+	}
+	return k.String()
 }
 
 // scanNode reads a row of id and nodeColumns.
@@ -129,11 +139,13 @@ func scanNode(row scanner) (Node, error) {
 		machineKey, nodeKey, hostinfo string
 		created, keyExpiry, lastSeen  string
 		tags, routes                  string
+		disco, endpoints              string
 		ipv4, ipv6                    sql.NullString
 		authKeyID                     sql.NullInt64
 	)
 	err := row.Scan(&n.ID, &machineKey, &nodeKey, &n.Name, &ipv4, &ipv6, &hostinfo,
-		&created, &keyExpiry, &lastSeen, &n.Ephemeral, &tags, &routes, &authKeyID)
+		&created, &keyExpiry, &lastSeen, &n.Ephemeral, &tags, &routes, &authKeyID,
+		&disco, &n.HomeDERP, &endpoints)
 	if err != nil {
 		return n, err
 	}
@@ -146,6 +158,10 @@ func scanNode(row scanner) (Node, error) {
 	d.json(tags, &n.Tags)
 	d.json(routes, &n.ApprovedRoutes)
 	n.AuthKeyID = authKeyID.Int64
+	if disco != "" {
+		d.text(disco, &n.DiscoKey)
+	}
+	d.json(endpoints, &n.Endpoints)
 	if d.err != nil {
 		return n, fmt.Errorf("decode node %d: %w", n.ID, d.err)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func TestOpenSettings(t *testing.T) {
 		{"synchronous", "2"}, // FULL
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
-		{"user_version", "1"},
+		{"user_version", strconv.Itoa(len(migrations()))},
 	}
 	for _, tt := range tests {
 		var got string
@@ -192,6 +193,9 @@ func TestNodeRoundTrip(t *testing.T) {
 		Ephemeral:      true,
 		Tags:           []string{"tag:a", "tag:b"},
 		ApprovedRoutes: []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("::/0")},
+		DiscoKey:       key.NewDisco().Public(),
+		HomeDERP:       900,
+		Endpoints:      []netip.AddrPort{netip.MustParseAddrPort("198.51.100.7:41641"), netip.MustParseAddrPort("[2001:db8::7]:41641")},
 	}
 	zoned := newNode("zoned")
 	zoned.Created = time.Date(2025, 1, 2, 3, 4, 5, 0, time.FixedZone("CET", 3600))
@@ -472,18 +476,20 @@ func TestRegisterWithAuthKey(t *testing.T) {
 }
 
 func TestMigrate(t *testing.T) {
-	v2 := "ALTER TABLE settings ADD COLUMN note TEXT NOT NULL DEFAULT 'v2'"
+	next := "ALTER TABLE settings ADD COLUMN note TEXT NOT NULL DEFAULT 'next'"
+	cur := len(migrations())
+	plus := func(extra ...string) []string { return append(migrations(), extra...) }
 	tests := []struct {
 		name        string
-		version     int      // user_version to set on a fresh version-1 store; 0: leave
+		version     int      // user_version to set on a fresh, current store; 0: leave
 		steps       []string // migrations to run after Open
 		wantVersion int
 		wantErr     string
 	}{
-		{"nothing pending", 0, migrations(), 1, ""},
-		{"next step", 0, []string{schemaV1, v2}, 2, ""},
-		{"failing step rolls back", 0, []string{schemaV1, "CREATE TABLE half (x); CREATE TABLE nodes (x)"}, 1, "migrate to schema version 2"},
-		{"newer database", 5, []string{schemaV1, v2, v2}, 5, "database schema version 5 is newer than this homenet (3); upgrade homenet"},
+		{"nothing pending", 0, migrations(), cur, ""},
+		{"next step", 0, plus(next), cur + 1, ""},
+		{"failing step rolls back", 0, plus("CREATE TABLE half (x); CREATE TABLE nodes (x)"), cur, fmt.Sprintf("migrate to schema version %d", cur+1)},
+		{"newer database", cur + 4, plus(next, next), cur + 4, fmt.Sprintf("database schema version %d is newer than this homenet (%d); upgrade homenet", cur+4, cur+2)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -529,8 +535,38 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	}
 	raw.Close() // releases the lock in exclusive locking mode
 	_, err := Open(context.Background(), path)
-	want := "database schema version 5 is newer than this homenet (1); upgrade homenet"
+	want := fmt.Sprintf("database schema version 5 is newer than this homenet (%d); upgrade homenet", len(migrations()))
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Open = %v, want error containing %q", err, want)
+	}
+}
+
+// A node stored by the first schema survives the later migrations, with
+// zero values in the new columns.
+func TestMigrateKeepsV1Nodes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	raw := rawDB(t, path)
+	if err := migrate(t.Context(), raw, migrations()[:1]); err != nil {
+		t.Fatal(err)
+	}
+	_, err := raw.Exec(`INSERT INTO nodes (machine_key, node_key, name, ipv4, ipv6, hostinfo, created, key_expiry,
+		last_seen, ephemeral, tags, approved_routes) VALUES (?, ?, 'old', '100.64.0.9', NULL, 'null', '', '', '', 0, 'null', 'null')`,
+		key.NewMachine().Public().String(), key.NewNode().Public().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	nodes, err := db.Nodes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 1 || nodes[0].Name != "old" || nodes[0].IPv4 != netip.MustParseAddr("100.64.0.9") ||
+		!nodes[0].DiscoKey.IsZero() || nodes[0].HomeDERP != 0 || nodes[0].Endpoints != nil {
+		t.Fatalf("after migration: %+v", nodes)
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"tailscale.com/types/key"
 )
 
-// Node is a registered node as persisted. Volatile per-session data
-// (endpoints, DERP home, disco key, online state) is deliberately absent: it
-// lives in memory and is resent by clients after every reconnect.
+// Node is a registered node as persisted. Online state is absent: it lives
+// in memory. The disco key, home DERP and endpoints are kept so that the
+// first netmaps after a server restart match what clients already know;
+// they are written when they change, which is rare (a client restart, a
+// network move), never on every map request.
 type Node struct {
 	ID         tailcfg.NodeID // assigned by PutNode when zero
 	MachineKey key.MachinePublic
@@ -27,6 +29,9 @@ type Node struct {
 	Tags           []string
 	ApprovedRoutes []netip.Prefix
 	AuthKeyID      int64 // zero: registered interactively
+	DiscoKey       key.DiscoPublic
+	HomeDERP       int
+	Endpoints      []netip.AddrPort
 }
 
 // AuthKey is a pre-auth key. Only a hash of its secret is stored.
