@@ -253,9 +253,9 @@ func reachabilityWarnings(p Platform, n NetInfo, cfg *Config, urlGiven bool, rer
 		}
 	}
 
-	if v6 == "" && addrClass(wan) != addrCGNAT {
-		add("no-ipv6", "This host has no global IPv6 address: phones reach home over IPv4 only, and cannot when their network has IPv6 alone (some mobile networks).",
-			"If your ISP offers IPv6, enable it on your router.")
+	if v6 == "" && addrClass(wan) != addrCGNAT && addrClass(wan) != addrPublic {
+		add("no-ipv6", "This host has no global IPv6 address either, which phones could reach without port forwards on the IPv4 NAT.",
+			"If your ISP offers IPv6, enable it on your router and run homenet init again.")
 	}
 	return ws
 }

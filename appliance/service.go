@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -34,13 +35,24 @@ func DialSystemBus() (Bus, error) {
 
 type systemBus struct{ conn *dbus.Conn }
 
+// busTimeout bounds one D-Bus call: systemd answers job requests at once,
+// and a daemon that does not answer in this time is stuck.
+const busTimeout = 30 * time.Second
+
+// commandTimeout bounds one command, such as a firewall reload.
+const commandTimeout = 2 * time.Minute
+
 func (b systemBus) NameHasOwner(ctx context.Context, name string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, busTimeout)
+	defer cancel()
 	var ok bool
 	err := b.conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, name).Store(&ok)
 	return ok, err
 }
 
 func (b systemBus) Call(ctx context.Context, dest, path, method string, args ...any) ([]any, error) {
+	ctx, cancel := context.WithTimeout(ctx, busTimeout)
+	defer cancel()
 	call := b.conn.Object(dest, dbus.ObjectPath(path)).CallWithContext(ctx, method, 0, args...)
 	return call.Body, call.Err
 }
@@ -111,6 +123,8 @@ type Runner interface {
 type ExecRunner struct{}
 
 func (ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"homenet/appliance"
 )
@@ -207,6 +208,36 @@ func TestCLIInitHelp(t *testing.T) {
 	for _, want := range []string{"usage: homenet init [flags]", "--non-interactive", "--lan PREFIXES", "--server-url URL", "--no-service", "--state-dir DIR", "--stun HOST[:PORT]", "--root DIR", "--json"} {
 		if code != exitOK || !strings.Contains(stdout, want) {
 			t.Errorf("help init does not contain %q:\n%s", want, stdout)
+		}
+	}
+}
+
+func TestCLIPrintInitWithKey(t *testing.T) {
+	var out strings.Builder
+	inv := &invocation{stdout: &out}
+	res := &appliance.InitResult{
+		Platform:   appliance.Platform{Kind: appliance.PlatformSystemd, Name: "Debian GNU/Linux 12 (bookworm)"},
+		ConfigPath: "/etc/homenet/homenet.toml", ServerURL: "http://203.0.113.7:8080", StateDir: "/var/lib/homenet",
+		Gateway: true, Routes: []string{"192.168.1.0/24"}, Changed: true,
+		Steps: []appliance.Step{
+			{What: "config", Target: "/etc/homenet/homenet.toml", Result: appliance.ResultCreated},
+			{What: "systemd", Target: "homenet.service", Result: appliance.ResultDone, Detail: "started"},
+		},
+		Warnings: []appliance.Warning{{Code: "open-ports", Message: "The WAN address is public.", Fix: "Open the ports."}},
+		Onboarding: appliance.Onboarding{ServerURL: "http://203.0.113.7:8080", Key: "hn-abc-123",
+			KeyExpiry: time.Date(2026, 5, 4, 13, 45, 0, 0, time.Local), PasswordFile: "/var/lib/homenet/admin-password"},
+	}
+	if err := printInit(inv, res); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Done:\n  created  config   /etc/homenet/homenet.toml\n  done     systemd  homenet.service: started\n",
+		"Warnings:\n  ! The WAN address is public.\n    Open the ports.\n",
+		"One-time key, valid until 13:45, for clients that take one\n  (tailscale up --login-server http://203.0.113.7:8080 --auth-key KEY):\n\n    hn-abc-123\n",
+		"sudo cat /var/lib/homenet/admin-password",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output does not contain %q:\n%s", want, out.String())
 		}
 	}
 }
