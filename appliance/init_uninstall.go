@@ -94,7 +94,7 @@ func (un *initRun) uninstall(ctx context.Context, o UninstallOptions) (*Uninstal
 				step(Step{What: "systemd", Target: link, Result: ResultRemoved, Detail: "disabled"})
 			}
 			if st.Result == ResultRemoved {
-				res.Next = append(res.Next, "systemctl daemon-reload")
+				res.Next = append(res.Next, "systemctl stop "+unitName+"; systemctl daemon-reload")
 			}
 		} else if st.Result == ResultRemoved {
 			if err := systemdReload(ctx, bus); err != nil {
