@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -91,10 +92,16 @@ func (c *command) exec(ctx context.Context, inv *invocation) error {
 // config returns the configuration named by --config, or the defaults
 // (reported by defaulted) when there is none.
 func (inv *invocation) config() (cfg appliance.Config, defaulted bool, err error) {
-	if inv.opts.config == "" {
-		return appliance.DefaultConfig(), true, nil
+	path := inv.opts.config
+	if path == "" {
+		// After `homenet init` or a package install, the config lives at
+		// the platform's place; commands find it without --config.
+		path = appliance.DetectPlatform("/").ConfigPath
+		if _, err := os.Stat(path); err != nil {
+			return appliance.DefaultConfig(), true, nil
+		}
 	}
-	cfg, err = appliance.LoadConfig(inv.opts.config)
+	cfg, err = appliance.LoadConfig(path)
 	return cfg, false, err
 }
 
