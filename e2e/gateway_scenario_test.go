@@ -225,3 +225,39 @@ func (n *gwNet) waitServing(t *testing.T, when string) {
 	}
 	t.Logf("%s: the phone reaches the LAN again after %v", when, time.Since(start).Round(time.Millisecond))
 }
+
+// TestGatewayRegistersAgain: when the admin deletes the gateway's node, or
+// expires its key, the agent registers again on its own, with a new
+// one-off key, and its routes are approved again without anyone's help.
+func TestGatewayRegistersAgain(t *testing.T) {
+	gwSkipIfPending(t)
+	n := newGwNet(t, gwOpts{WAN: privateWAN})
+	n.start(t)
+	for _, action := range []string{"delete", "expire"} {
+		gw, err := n.gatewayNode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := n.hn.CLI("nodes", action, fmt.Sprint(int64(gw.ID))); err != nil {
+			t.Fatalf("homenet nodes %s %d: %v\n%s", action, gw.ID, err, out)
+		}
+		start := time.Now()
+		lab.WaitFor(t, gwUpTimeout, "the gateway to register again after nodes "+action, func() error {
+			now, err := n.gatewayNode()
+			if err != nil {
+				return err
+			}
+			if (now.ID == gw.ID && now.NodeKey == gw.NodeKey) || now.Expired || !now.Online {
+				return fmt.Errorf("gateway node %d (was %d): key %s (was %s), expired %v, online %v", now.ID, gw.ID, now.NodeKey, gw.NodeKey, now.Expired, now.Online)
+			}
+			if !slices.Contains(now.ApprovedRoutes, netip.MustParsePrefix(gwLANPrefix)) {
+				return fmt.Errorf("gateway node %d approved routes %v", now.ID, now.ApprovedRoutes)
+			}
+			return nil
+		})
+		t.Logf("nodes %s → gateway registered again and approved: %v", action, time.Since(start).Round(time.Millisecond))
+	}
+	if err := n.hn.Stop(); err != nil {
+		t.Errorf("homenet serve exited uncleanly on SIGTERM: %v", err)
+	}
+}

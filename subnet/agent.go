@@ -50,14 +50,17 @@ type Agent struct {
 	sysctl sysctls
 	setSys []string // sysctls set, for Status
 
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	relogin  chan struct{}
-	done     chan struct{} // closed when the engine stops
-	closeMu  sync.Mutex
-	closed   bool
-	closeErr error
-	socket   string // LocalAPI socket, "" if none
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	relogin chan struct{} // the backend says NeedsLogin
+	// forceLogin: control does not know our node key, but the backend
+	// cannot tell (it only gets errors)
+	forceLogin chan struct{}
+	done       chan struct{} // closed when the engine stops
+	closeMu    sync.Mutex
+	closed     bool
+	closeErr   error
+	socket     string // LocalAPI socket, "" if none
 
 	mu      sync.Mutex
 	state   ipn.State
@@ -78,18 +81,20 @@ func Run(ctx context.Context, cfg Config) error {
 // Start removes what a dead run left behind, turns on forwarding, brings up
 // the engine on a kernel TUN with our router and logs in to control. It
 // returns once the engine runs; login continues in the background (see
-// Status). On error everything is undone.
+// Status). ctx bounds the start only (minting a key); the agent runs until
+// Close. On error everything is undone.
 func Start(ctx context.Context, cfg Config) (_ *Agent, retErr error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
 	a := &Agent{
-		cfg:     cfg,
-		log:     cfg.Logger.With("part", "gateway"),
-		sysctl:  sysctls{root: "/proc/sys", saved: filepath.Join(cfg.StateDir, sysctlFile)},
-		relogin: make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		state:   ipn.NoState,
+		cfg:        cfg,
+		log:        cfg.Logger.With("part", "gateway"),
+		sysctl:     sysctls{root: "/proc/sys", saved: filepath.Join(cfg.StateDir, sysctlFile)},
+		relogin:    make(chan struct{}, 1),
+		forceLogin: make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		state:      ipn.NoState,
 	}
 	a.logf = engineLogf(cfg.Logger)
 	a.routes = slices.Clone(cfg.Routes)
@@ -131,15 +136,18 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, retErr error) {
 	if err := a.startEngine(); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	ctx, a.cancel = context.WithCancel(context.Background())
 	if err := a.login(ctx, true); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	a.wg.Add(3)
-	go a.watch(ctx)
-	go a.loginLoop(ctx)
-	go a.watchEngine(ctx)
-	a.serveLocalAPI(ctx)
+	// From here on the agent lives until Close, whatever ctx does.
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.wg.Add(4)
+	go a.watch(runCtx)
+	go a.loginLoop(runCtx)
+	go a.watchEngine(runCtx)
+	go a.checkKnown(runCtx)
+	a.serveLocalAPI(runCtx)
 	a.log.Info("gateway: engine up", "tun", cfg.Tun, "advertise", a.routes, "netfilter", a.fw.Name(),
 		"wan", a.wan, "masquerade", cfg.MasqueradeLAN, "table", Table, "rule_prefs", RulePrefs, "localapi", a.socket)
 	return a, nil
@@ -414,10 +422,13 @@ func (a *Agent) loginLoop(ctx context.Context) {
 	defer a.wg.Done()
 	backoff := 2 * time.Second
 	for {
+		force := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.relogin:
+		case <-a.forceLogin:
+			force = true
 		}
 		// Give a login in flight a moment to finish.
 		select {
@@ -425,7 +436,7 @@ func (a *Agent) loginLoop(ctx context.Context) {
 			return
 		case <-time.After(backoff):
 		}
-		if a.lb.State() != ipn.NeedsLogin {
+		if !force && a.lb.State() != ipn.NeedsLogin {
 			backoff = 2 * time.Second
 			continue
 		}
@@ -441,6 +452,43 @@ func (a *Agent) loginLoop(ctx context.Context) {
 			}
 		}
 		backoff = min(backoff*2, time.Minute)
+	}
+}
+
+// nodeCheckInterval is how often checkKnown asks control about our node.
+var nodeCheckInterval = 5 * time.Second
+
+// checkKnown asks control (Config.NodeKnown) whether it still knows our
+// node key, and has loginLoop register again after two noes in a row (one
+// could be a registration in flight).
+func (a *Agent) checkKnown(ctx context.Context) {
+	defer a.wg.Done()
+	if a.cfg.NodeKnown == nil {
+		return
+	}
+	t := time.NewTicker(nodeCheckInterval)
+	defer t.Stop()
+	misses := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		k := a.lb.NodeKey()
+		if k.IsZero() || a.lb.State() == ipn.NeedsLogin || a.cfg.NodeKnown(k) {
+			misses = 0
+			continue
+		}
+		if misses++; misses < 2 {
+			continue
+		}
+		misses = 0
+		a.log.Info("gateway: control no longer knows this node (deleted or expired)", "node_key", k.ShortString())
+		select {
+		case a.forceLogin <- struct{}{}:
+		default:
+		}
 	}
 }
 

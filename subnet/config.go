@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+
+	"tailscale.com/types/key"
 )
 
 // Config configures the gateway agent.
@@ -43,6 +45,12 @@ type Config struct {
 	// code recognises its own interface by the "tailscale" prefix, so keep
 	// it.
 	Tun string
+	// NodeKnown, if set, reports whether control knows a node by this key
+	// and it has not expired (control.Server.Admit). The agent asks every
+	// CheckInterval: a client whose node was deleted only gets errors from
+	// control and never learns it must log in again, so the agent
+	// registers anew when the answer is no twice in a row.
+	NodeKnown func(key.NodePublic) bool
 	// Logger gets our messages at Info and the engine's at Debug.
 	Logger *slog.Logger
 }

@@ -130,10 +130,13 @@ func (r *Router) Up() error {
 		return fmt.Errorf("bringing %s up: %w", r.tun, err)
 	}
 	r.v6 = ipv6Usable(r.tun)
-	var errs []error
 	for _, fam := range r.families() {
-		errs = append(errs, delRules(fam), flushTable(fam))
+		// Leftovers of a dead run; Cleanup normally got them already.
+		if err := errors.Join(delRules(fam), flushTable(fam)); err != nil {
+			r.logf("router: removing stale rules and routes: %v", err)
+		}
 	}
+	var errs []error
 	if err := addRules(unix.AF_INET); err != nil {
 		return err
 	}
