@@ -236,10 +236,11 @@ func buildStock(ctx context.Context, root string, v packaging.Version, dir strin
 // writeSums writes SHA256SUMS for the binaries and packages.
 func writeSums(dir string, bins []built, pkgs []string) error {
 	var b strings.Builder
-	paths := pkgs
+	var paths []string
 	for _, bin := range bins {
-		paths = append([]string{bin.path}, paths...)
+		paths = append(paths, bin.path)
 	}
+	paths = append(paths, pkgs...)
 	for _, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
