@@ -166,14 +166,6 @@ func TestNo64BitAtomicsOnPlainFields(t *testing.T) {
 	}
 }
 
-// knownMIPSBlocker recognises the build failure caused by a package that
-// imports modernc.org/sqlite for every GOARCH (modernc.org/libc has no
-// mips or mipsle port). control/store picks the driver by build tags; the
-// placeholder control/deps_tmp.go still imports it unconditionally.
-func knownMIPSBlocker(out string) bool {
-	return strings.Contains(out, "imports modernc.org/sqlite") && strings.Contains(out, "modernc.org/libc")
-}
-
 // TestCrossCompile builds and vets the module for the 32-bit targets and
 // builds it with the release tags, so that neither a 32-bit-only mistake
 // nor a ts_omit_ tag breaks a package that the default build never sees.
@@ -200,17 +192,10 @@ func TestCrossCompile(t *testing.T) {
 			if err == nil {
 				return
 			}
-			if strings.HasPrefix(tc.name, "build mips") && knownMIPSBlocker(string(out)) {
-				t.Skipf("BLOCKED: %s fails because control/deps_tmp.go imports modernc.org/sqlite for every GOARCH "+
-					"(modernc.org/libc has no mips port); delete that import (control/store already imports the right driver per GOARCH):\n%s",
-					tc.name, firstLines(string(out), 6))
-			}
+			// On mips, a package that imports modernc.org/sqlite for every
+			// GOARCH fails here: modernc.org/libc has no mips port, and
+			// control/store picks the ncruces driver there by build tags.
 			t.Errorf("go %s (%s): %v\n%s", strings.Join(tc.args, " "), strings.Join(tc.env, " "), err, out)
 		})
 	}
-}
-
-func firstLines(s string, n int) string {
-	lines := strings.SplitN(s, "\n", n+1)
-	return strings.Join(lines[:min(n, len(lines))], "\n")
 }

@@ -57,10 +57,6 @@ func buildFor(t *testing.T, tgt packaging.Target, dir string) string {
 		b.took = time.Since(start)
 	})
 	if b.err != nil {
-		if strings.Contains(b.err.Error(), "imports modernc.org/sqlite") && strings.Contains(b.err.Error(), "modernc.org/libc") {
-			t.Skipf("BLOCKED: the %s build fails because control/deps_tmp.go imports modernc.org/sqlite for every GOARCH; "+
-				"delete that import (control/store picks the driver per GOARCH)", tgt.Name)
-		}
 		t.Fatal(b.err)
 	}
 	t.Logf("built %s release binary in %v", tgt, b.took.Round(time.Second))
