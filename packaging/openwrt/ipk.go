@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"homenet/appliance"
 	"homenet/packaging"
 	"homenet/packaging/internal/archive"
 )
@@ -62,9 +63,21 @@ func Scripts() map[string][]byte {
 		"control/postinst":  file("postinst"),
 		"control/prerm":     file("prerm"),
 		"control/prerm-pkg": file("prerm-pkg"),
-		InitPath:            file("homenet.init"),
+		InitPath:            InitScript(),
 		UCIDefaultPath:      file("uci-defaults"),
 	}
+}
+
+// Owner is the first comment of the package's init script. It is not
+// init's marker, so "homenet init" and "homenet uninstall" leave the
+// script alone.
+const Owner = `Installed by the homenet package; "homenet init" leaves it alone.`
+
+// InitScript is /etc/init.d/homenet: the procd script "homenet init"
+// writes on OpenWrt (appliance.ProcdScript), owned by the package. It sets
+// GOMEMLIMIT at each start from the router's RAM.
+func InitScript() []byte {
+	return appliance.ProcdScript(appliance.ProcdParams{Binary: BinaryPath, Config: ConfigPath, Owner: Owner})
 }
 
 // DefaultConfig is the config the package installs.
@@ -112,7 +125,7 @@ func (p Package) data() (*archive.Tree, error) {
 	}
 	// The state directory is created by homenet itself, mode 0700.
 	t.AddFile(ConfigPath, 0o600, DefaultConfig())
-	t.AddFile(InitPath, 0o755, file("homenet.init"))
+	t.AddFile(InitPath, 0o755, InitScript())
 	t.AddFile(UCIDefaultPath, 0o755, file("uci-defaults"))
 	t.AddString(KeepPath, 0o644, "/etc/homenet/\n")
 	if err := t.AddPath(BinaryPath, 0o755, p.Binary); err != nil {

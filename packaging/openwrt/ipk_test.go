@@ -194,23 +194,28 @@ func TestConfig(t *testing.T) {
 }
 
 func TestInitScript(t *testing.T) {
-	s := string(file("homenet.init"))
+	s := string(InitScript())
 	for _, want := range []string{
 		"#!/bin/sh /etc/rc.common",
+		"# " + Owner,
 		"USE_PROCD=1",
 		"START=80",
-		`PROG=` + BinaryPath,
-		`CONFIG=` + ConfigPath,
+		"PROG=" + BinaryPath,
+		"CONFIG=" + ConfigPath,
 		`procd_set_param command "$PROG" serve --config "$CONFIG"`,
 		"procd_set_param respawn",
 		`procd_set_param file "$CONFIG"`,
+		"GOMEMLIMIT=",
 	} {
 		if !strings.Contains(s, want) {
-			t.Errorf("init script lacks %q", want)
+			t.Errorf("init script lacks %q:\n%s", want, s)
 		}
 	}
 	if n := strings.Count(s, "procd_set_param env"); n > 1 {
 		t.Errorf("init script sets env %d times: a second procd_set_param env replaces the first", n)
+	}
+	if strings.Contains(s, "Written by homenet init") {
+		t.Error("the package's init script carries init's marker: homenet uninstall would delete it")
 	}
 }
 
