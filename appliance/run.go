@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"homenet/control"
 	"homenet/control/store"
 	"homenet/relay"
+	"homenet/subnet"
 
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
@@ -49,6 +52,8 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// The relay asks control who may connect, and control tells the relay
 	// whom to drop; both are plain funcs so neither package knows the other.
 	var rl *relay.Relay
+	// Filled below as the parts start; `homenet status` shows them.
+	statusExtra := map[string]func() any{}
 	srv, err := control.New(ctx, control.Config{
 		ServerURL:       cfg.Server.URL,
 		Prefix4:         prefix4,
@@ -60,6 +65,13 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			if rl != nil {
 				rl.Disconnect(k)
 			}
+		},
+		StatusExtra: func() map[string]any {
+			m := make(map[string]any, len(statusExtra))
+			for k, f := range statusExtra {
+				m[k] = f()
+			}
+			return m
 		},
 		Version: Version,
 		Logger:  logger,
@@ -88,6 +100,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		defer rl.Close()
 		srv.SetDERPMap(&tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{rl.Region().RegionID: rl.Region()}})
+		statusExtra["relay"] = func() any { return json.RawMessage(rl.ExpVar().String()) }
 	}
 
 	errc := make(chan error, 2)
@@ -106,6 +119,20 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 	}()
 
+	// After the listeners: a second homenet fails on its ports before the
+	// agent's start-up cleanup could touch the first one's rules.
+	var gwDone <-chan struct{}
+	if cfg.Gateway.Enabled {
+		gw, lan, err := startGateway(ctx, cfg, srv, prefix4, logger)
+		if err != nil {
+			return err
+		}
+		defer gw.Close()
+		gwDone = gw.Done()
+		statusExtra["gateway"] = func() any { return gw.Status() }
+		statusExtra["gateway_lan"] = func() any { return lan }
+	}
+
 	logger.Info("homenet: serving", "url", cfg.Server.URL, "listen", cfg.Server.Listen,
 		"relay", cfg.Relay.Enabled, "prefix4", prefix4, "admin_socket", cfg.AdminSocket())
 	select {
@@ -114,7 +141,51 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return nil
 	case err := <-errc:
 		return err
+	case <-gwDone:
+		return errors.New("gateway agent stopped unexpectedly")
 	}
+}
+
+// startGateway starts the subnet-router and exit-node agent, which joins
+// the in-process control server with a one-off key tagged GatewayTag.
+func startGateway(ctx context.Context, cfg Config, srv *control.Server, prefix4 netip.Prefix, logger *slog.Logger) (*subnet.Agent, LAN, error) {
+	lan, err := cfg.GatewayLAN()
+	if err != nil {
+		return nil, lan, err
+	}
+	for _, w := range lan.Why {
+		logger.Info("gateway: " + w)
+	}
+	gw, err := subnet.Start(ctx, subnet.Config{
+		ControlURL: localControlURL(cfg.Server.Listen),
+		AuthKey: func(ctx context.Context) (string, error) {
+			_, k, err := srv.CreateAuthKey(ctx, control.AuthKeyOptions{Tags: []string{GatewayTag}, Expiry: 10 * time.Minute})
+			return k, err
+		},
+		StateDir:        filepath.Join(cfg.StateDir, "gateway"),
+		Routes:          lan.Routes,
+		ExitNode:        cfg.Gateway.ExitNode,
+		TailnetPrefixes: []netip.Prefix{prefix4, control.Prefix6},
+		Firewall:        cfg.Gateway.Firewall,
+		MasqueradeLAN:   cfg.Gateway.Masquerade,
+		WANInterface:    lan.WAN,
+		NodeKnown:       srv.Admit,
+		Logger:          logger,
+	})
+	return gw, lan, err
+}
+
+// localControlURL is how the gateway agent reaches the control server in
+// the same process: over loopback unless server.listen names an address.
+func localControlURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // GatewayTag marks the gateway's own agent, whose routes are approved

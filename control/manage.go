@@ -239,9 +239,14 @@ func (s *Server) SetRouteApproved(ctx context.Context, id tailcfg.NodeID, route 
 
 // Status summarises the server.
 func (s *Server) Status(ctx context.Context) (Status, error) {
+	var extra map[string]any
+	if f := s.cfg.StatusExtra; f != nil {
+		extra = f() // before locking: the other parts may be slow
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{
+		Extra:   extra,
 		Version: s.cfg.Version, ServerURL: s.cfg.ServerURL, Prefix4: s.cfg.Prefix4, Prefix6: Prefix6,
 		Started: s.started, Nodes: len(s.nodes), Pending: len(s.pending),
 	}

@@ -34,8 +34,10 @@ type Config struct {
 	// OnRevoke, if set, is called (without locks held) with the node key of a
 	// node that was deleted, expired or logged out, so the relay can drop it.
 	OnRevoke func(key.NodePublic)
-	Version  string
-	Logger   *slog.Logger
+	// StatusExtra, if set, adds the other parts' state to Status.
+	StatusExtra func() map[string]any
+	Version     string
+	Logger      *slog.Logger
 }
 
 // Server is the coordination server. Its in-memory state is authoritative

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -12,18 +11,6 @@ import (
 	"homenet/e2e/lab"
 	"homenet/firewall"
 )
-
-// gwPending, when set, skips the gateway scenarios: they need the agent
-// wired into `homenet serve` (appliance.Serve), which is not in the tree
-// yet. Set HOMENET_E2E_GATEWAY=1 to run them against a binary that has it
-// (HOMENET_E2E_BINARY).
-const gwPending = true
-
-func gwSkipIfPending(t *testing.T) {
-	if gwPending && os.Getenv("HOMENET_E2E_GATEWAY") != "1" {
-		t.Skip("needs gateway wiring in appliance (pending); HOMENET_E2E_GATEWAY=1 with HOMENET_E2E_BINARY runs it anyway")
-	}
-}
 
 // TestGateway: a phone behind NAT reaches the home LAN through the
 // gateway agent without any approval (HTTP and ping), and the internet
@@ -34,7 +21,6 @@ func gwSkipIfPending(t *testing.T) {
 // first start. With every netfilter backend, a non-CGNAT tailnet prefix, a
 // WAN address inside 100.64.0.0/10 and a private one.
 func TestGateway(t *testing.T) {
-	gwSkipIfPending(t)
 	tests := []struct {
 		name string
 		opts gwOpts
@@ -230,7 +216,6 @@ func (n *gwNet) waitServing(t *testing.T, when string) {
 // expires its key, the agent registers again on its own, with a new
 // one-off key, and its routes are approved again without anyone's help.
 func TestGatewayRegistersAgain(t *testing.T) {
-	gwSkipIfPending(t)
 	n := newGwNet(t, gwOpts{WAN: privateWAN})
 	n.start(t)
 	for _, action := range []string{"delete", "expire"} {

@@ -102,7 +102,10 @@ func (f *fakeAdmin) SetRouteApproved(ctx context.Context, id tailcfg.NodeID, p n
 func (f *fakeAdmin) Status(ctx context.Context) (control.Status, error) {
 	f.record("Status")
 	return control.Status{Version: "v0.1.0", ServerURL: "http://gw:8080", Prefix4: netip.MustParsePrefix("100.86.0.0/16"),
-		Started: time.Now().Add(-time.Hour), Nodes: 1, Extra: map[string]any{"relay": "up"}}, nil
+		Started: time.Now().Add(-time.Hour), Nodes: 1, Extra: map[string]any{
+			"gateway":     map[string]any{"state": "Running", "tun": "tailscale0", "firewall": "nftables", "advertised_routes": []string{"192.168.1.0/24"}},
+			"gateway_lan": map[string]any{"routes": []string{"192.168.1.0/24"}, "wan": "eth0", "why": []string{"br-lan: 192.168.1.0/24 (private, directly connected)"}},
+		}}, nil
 }
 
 // runCLI runs the CLI with args and returns its exit code and output.
@@ -274,7 +277,7 @@ func TestCLIAdminCommands(t *testing.T) {
 		{[]string{"routes", "list"}, "Routes", []string{"NODE ID", "PREFIX", "APPROVED", "192.168.1.0/24", "subnet"}},
 		{[]string{"routes", "approve", "3", "192.168.1.0/24"}, "SetRouteApproved 3 192.168.1.0/24 true", nil},
 		{[]string{"routes", "unapprove", "3", "::/0"}, "SetRouteApproved 3 ::/0 false", nil},
-		{[]string{"status"}, "Status", []string{"Version:", "v0.1.0", "Server URL:", "100.86.0.0/16", "1h ago", "relay:"}},
+		{[]string{"status"}, "Status", []string{"Version:", "v0.1.0", "Server URL:", "100.86.0.0/16", "1h ago", "Gateway:", "Running on tailscale0, firewall nftables", "192.168.1.0/24", "Detected:", "br-lan: 192.168.1.0/24"}},
 	}
 	for _, tt := range tests {
 		for _, asJSON := range []bool{false, true} {
