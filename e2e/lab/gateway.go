@@ -2,7 +2,6 @@ package lab
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -12,74 +11,6 @@ import (
 )
 
 // Helpers for the gateway-agent scenarios (e2e/gateway_*_test.go).
-
-// NewHomenet is Homenet without starting it: it writes the config file and
-// returns; start it with Start or StartArgs. Use it when a test must look at
-// the host before homenet ever ran.
-func (l *Lab) NewHomenet(h *Host, cfg HomenetConfig) *Homenet {
-	l.t.Helper()
-	hn := &Homenet{
-		Host:       h,
-		ConfigPath: h.Dir + "/homenet.toml",
-		StateDir:   h.Dir + "/homenet",
-		URL:        fmt.Sprintf("http://%s:%d", h.Addr(), HomenetPort),
-		bin:        HomenetBinary(l.t),
-	}
-	conf := fmt.Sprintf(`# written by the e2e lab
-state_dir = %q
-
-[server]
-url = %q
-listen = ":%d"
-
-[relay]
-enabled = true
-listen = ":%d"
-stun_listen = ":%d"
-
-[tailnet]
-prefix4 = %q
-`, hn.StateDir, hn.URL, HomenetPort, RelayPort, STUNPort, cfg.Prefix4)
-	if cfg.Extra != "" {
-		conf += "\n" + cfg.Extra + "\n"
-	}
-	if err := os.WriteFile(hn.ConfigPath, []byte(conf), 0o644); err != nil {
-		l.t.Fatal(err)
-	}
-	l.OnFailure(func() {
-		l.t.Logf("---- %s ----\n%s", hn.ConfigPath, conf)
-		if hn.Proc == nil {
-			return
-		}
-		out, err := hn.CLI("nodes", "list")
-		l.t.Logf("---- homenet nodes list ----\n%s%s", out, errOrEmpty(err))
-	})
-	return hn
-}
-
-// StartArgs is Start with extra arguments for `homenet serve`, such as
-// "--log-level", "debug".
-func (hn *Homenet) StartArgs(extra ...string) {
-	t := hn.Host.lab.t
-	t.Helper()
-	if hn.Proc != nil {
-		if exited, _ := hn.Proc.Exited(); !exited {
-			t.Fatal("homenet serve is already running")
-		}
-		hn.Proc.DumpLines = 0 // the log file is shared; the new Proc dumps it
-	}
-	args := append([]string{hn.bin, "serve", "--config", hn.ConfigPath}, extra...)
-	hn.Proc = hn.Host.Start("homenet", nil, args...)
-	hn.Proc.DumpLines = 400
-	labtool := LabtoolBinary(t)
-	WaitFor(t, 30*time.Second, "homenet serve to answer "+hn.URL+"/key", func() error {
-		if exited, err := hn.Proc.Exited(); exited {
-			return fmt.Errorf("homenet serve exited: %v\n%s", err, hn.Proc.Tail(40))
-		}
-		_, err := hn.Host.RunTimeout(5*time.Second, labtool, "http-get", "-timeout=2s", hn.URL+"/key?v=113")
-		return err
-	})
-}
 
 // Kill kills homenet serve with SIGKILL, as a crash or the OOM killer
 // would, and waits until it is gone.

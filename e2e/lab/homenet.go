@@ -54,6 +54,16 @@ type Homenet struct {
 // the control server answers /key.
 func (l *Lab) Homenet(h *Host, cfg HomenetConfig) *Homenet {
 	l.t.Helper()
+	hn := l.NewHomenet(h, cfg)
+	hn.Start()
+	return hn
+}
+
+// NewHomenet is Homenet without starting it: it writes the config file and
+// returns; start it with Start or StartArgs. Use it when a test must look at
+// the host before homenet ever ran.
+func (l *Lab) NewHomenet(h *Host, cfg HomenetConfig) *Homenet {
+	l.t.Helper()
 	hn := &Homenet{
 		Host:       h,
 		ConfigPath: h.Dir + "/homenet.toml",
@@ -95,16 +105,25 @@ prefix4 = %q
 	}
 	l.OnFailure(func() {
 		l.t.Logf("---- %s ----\n%s", hn.ConfigPath, conf)
+		if hn.Proc == nil {
+			return
+		}
 		out, err := hn.CLI("nodes", "list")
 		l.t.Logf("---- homenet nodes list ----\n%s%s", out, errOrEmpty(err))
 	})
-	hn.Start()
 	return hn
 }
 
 // Start starts `homenet serve` and waits up to 30 s for it to answer
 // /key at its URL (over https, that includes getting the certificate).
 func (hn *Homenet) Start() {
+	hn.Host.lab.t.Helper()
+	hn.StartArgs()
+}
+
+// StartArgs is Start with extra arguments for `homenet serve`, such as
+// "--log-level", "debug".
+func (hn *Homenet) StartArgs(extra ...string) {
 	t := hn.Host.lab.t
 	t.Helper()
 	if hn.Proc != nil {
@@ -113,7 +132,8 @@ func (hn *Homenet) Start() {
 		}
 		hn.Proc.DumpLines = 0 // the log file is shared; the new Proc dumps it
 	}
-	hn.Proc = hn.Host.Start("homenet", nil, hn.bin, "serve", "--config", hn.ConfigPath)
+	args := append([]string{hn.bin, "serve", "--config", hn.ConfigPath}, extra...)
+	hn.Proc = hn.Host.Start("homenet", nil, args...)
 	hn.Proc.DumpLines = 400
 	labtool := LabtoolBinary(t)
 	WaitFor(t, 30*time.Second, "homenet serve to answer "+hn.URL+"/key", func() error {
