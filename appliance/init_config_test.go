@@ -207,7 +207,11 @@ func TestInitAfterPackage(t *testing.T) {
 	t.Run("OpenWrt", func(t *testing.T) {
 		pc := platformCases()[0]
 		pc.files["/etc/homenet/homenet.toml"] = read("openwrt/files/homenet.toml")
-		pc.files["/etc/init.d/homenet"] = read("openwrt/files/homenet.init")
+		// The package ships ProcdScript with its own owner line
+		// (packaging/openwrt).
+		pc.files["/etc/init.d/homenet"] = string(ProcdScript(ProcdParams{
+			Binary: "/usr/sbin/homenet", Config: "/etc/homenet/homenet.toml", Owner: "Installed by the homenet package.",
+		}))
 		root := makeRoot(t, pc)
 		cfg := DefaultConfig()
 		cfg.Gateway.Enabled = true

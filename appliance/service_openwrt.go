@@ -65,8 +65,7 @@ start_service() {
 // it dies, reloaded when the config file changes, logging to logread, with
 // GOMEMLIMIT on small routers (one procd_set_param env: a second one
 // replaces the first, openwrt/packages 04dd276). The OpenWrt package ships
-// this same text with its own Owner (packaging/openwrt/files/homenet.init;
-// a test keeps the two equal).
+// this same text with its own Owner (packaging/openwrt).
 func ProcdScript(p ProcdParams) []byte {
 	if p.Owner == "" {
 		p.Owner = initMarker + `; "homenet uninstall" removes it.`

@@ -117,13 +117,4 @@ func TestProcdScript(t *testing.T) {
 		t.Errorf("quoting:\n%s", odd)
 	}
 
-	// The OpenWrt package ships the same script, saying it owns it.
-	pkg, err := os.ReadFile("../packaging/openwrt/files/homenet.init")
-	if err != nil {
-		t.Skipf("the package's script: %v", err)
-	}
-	owner, _, _ := strings.Cut(strings.TrimPrefix(string(pkg), "#!/bin/sh /etc/rc.common\n# "), "\n")
-	if want := string(ProcdScript(ProcdParams{Binary: "/usr/sbin/homenet", Config: "/etc/homenet/homenet.toml", Owner: owner})); string(pkg) != want {
-		t.Errorf("packaging/openwrt/files/homenet.init differs from ProcdScript:\n%s\nwant:\n%s", pkg, want)
-	}
 }
