@@ -123,11 +123,6 @@ func (s *Server) fullMapLocked(viewer *node, now time.Time) *tailcfg.MapResponse
 	return res
 }
 
-func (s *Server) sortedIDsLocked() []tailcfg.NodeID {
-	ids := make([]tailcfg.NodeID, 0, len(s.nodes))
-	for id := range s.nodes {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
-}
+// sortedIDsLocked returns the node IDs in order. The slice is the server's
+// own: don't change it.
+func (s *Server) sortedIDsLocked() []tailcfg.NodeID { return s.ids }

@@ -34,8 +34,8 @@ type mapSession struct {
 	nodeID    tailcfg.NodeID
 	wake      chan struct{}
 	cancel    context.CancelFunc
-	sentPeers map[tailcfg.NodeID]uint64 // node versions
-	sentSelf  uint64
+	seen      uint64                  // the change log generation sent up to
+	sentPeers map[tailcfg.NodeID]bool // peers the client knows of
 	sentDERP  uint64
 }
 
@@ -231,7 +231,7 @@ func (s *Server) startSessionLocked(n *node, cancel context.CancelFunc) *mapSess
 		nodeID:    n.ID,
 		wake:      make(chan struct{}, 1),
 		cancel:    cancel,
-		sentPeers: map[tailcfg.NodeID]uint64{},
+		sentPeers: map[tailcfg.NodeID]bool{},
 	}
 	s.sessions[ms] = true
 	n.streams++
@@ -277,47 +277,41 @@ func (s *Server) reapEphemeral(id tailcfg.NodeID) {
 
 // markSentLocked records that the full map for n was sent on ms.
 func (s *Server) markSentLocked(ms *mapSession, n *node) {
-	ms.sentSelf, ms.sentDERP = n.version, s.derpGen
-	for id, p := range s.nodes {
+	ms.seen, ms.sentDERP = s.gen, s.derpGen
+	for id := range s.nodes {
 		if id != n.ID {
-			ms.sentPeers[id] = p.version
+			ms.sentPeers[id] = true
 		}
 	}
 }
 
 // deltaLocked returns what changed since ms last sent, or nil.
 func (s *Server) deltaLocked(ms *mapSession, now time.Time) *tailcfg.MapResponse {
-	self := s.nodes[ms.nodeID]
-	if self == nil {
-		return nil
-	}
 	res := &tailcfg.MapResponse{}
 	changed := false
-	if self.version != ms.sentSelf {
-		res.Node, ms.sentSelf, changed = s.tailNodeLocked(self, now, true), self.version, true
-	}
 	if s.derpGen != ms.sentDERP {
 		res.DERPMap, ms.sentDERP, changed = s.derpMap, s.derpGen, true
 	}
-	for _, id := range s.sortedIDsLocked() {
-		p := s.nodes[id]
-		if id == self.ID || ms.sentPeers[id] == p.version {
-			continue
-		}
-		res.PeersChanged = append(res.PeersChanged, s.tailNodeLocked(p, now, false))
-		ms.sentPeers[id], changed = p.version, true
-	}
-	for id := range ms.sentPeers {
-		if s.nodes[id] == nil {
+	for _, id := range s.changedSinceLocked(ms.seen) {
+		n := s.nodes[id]
+		switch {
+		case id == ms.nodeID:
+			if n != nil {
+				res.Node, changed = s.tailNodeLocked(n, now, true), true
+			}
+		case n != nil:
+			res.PeersChanged = append(res.PeersChanged, s.tailNodeLocked(n, now, false))
+			ms.sentPeers[id], changed = true, true
+		case ms.sentPeers[id]:
 			res.PeersRemoved = append(res.PeersRemoved, id)
 			delete(ms.sentPeers, id)
 			changed = true
 		}
 	}
+	ms.seen = s.gen
 	if !changed {
 		return nil
 	}
-	slices.Sort(res.PeersRemoved)
 	return res
 }
 

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -57,7 +59,9 @@ type Server struct {
 	sessions  map[*mapSession]bool
 	derpMap   *tailcfg.DERPMap
 	derpGen   uint64
-	gen       uint64 // source of node versions; bumped on every change
+	ids       []tailcfg.NodeID // the keys of nodes, sorted
+	changes   []change         // the change log, by gen
+	gen       uint64           // the last change's generation
 	closed    bool
 	done      chan struct{} // closed by Close
 }
@@ -67,8 +71,7 @@ type Server struct {
 type node struct {
 	store.Node
 	capVer  tailcfg.CapabilityVersion
-	streams int    // open streaming map sessions; online when > 0
-	version uint64 // bumped whenever a peer would see a difference
+	streams int // open streaming map sessions; online when > 0
 	// unsaved is set when endpoints changed but were not written: they
 	// change with every network move, too often for flash, so they are
 	// saved only with other changes and at Close.
@@ -249,17 +252,22 @@ func (n *node) expired(now time.Time) bool {
 }
 
 func (s *Server) addNodeLocked(n *node) {
-	s.gen++
-	n.version = s.gen
 	s.nodes[n.ID] = n
 	s.byNodeKey[n.NodeKey] = n
 	s.byMachine[n.MachineKey] = n
+	i, _ := slices.BinarySearch(s.ids, n.ID)
+	s.ids = slices.Insert(s.ids, i, n.ID)
+	s.logChangeLocked(n.ID)
 }
 
 func (s *Server) removeNodeLocked(n *node) {
 	delete(s.nodes, n.ID)
 	delete(s.byNodeKey, n.NodeKey)
 	delete(s.byMachine, n.MachineKey)
+	if i, ok := slices.BinarySearch(s.ids, n.ID); ok {
+		s.ids = slices.Delete(s.ids, i, i+1)
+	}
+	s.logChangeLocked(n.ID)
 	for ms := range s.sessions {
 		if ms.nodeID == n.ID {
 			ms.cancel()
@@ -270,9 +278,43 @@ func (s *Server) removeNodeLocked(n *node) {
 // touchLocked records that n changed in a way its peers (or itself) see,
 // and wakes every map session.
 func (s *Server) touchLocked(n *node) {
-	s.gen++
-	n.version = s.gen
+	s.logChangeLocked(n.ID)
 	s.notifyLocked()
+}
+
+// change says node id was added, changed or removed at generation gen.
+type change struct {
+	gen uint64
+	id  tailcfg.NodeID
+}
+
+// logChangeLocked appends to the change log that map sessions read their
+// deltas from, so a delta costs what changed, not the size of the tailnet.
+// Entries every session has read are dropped now and then.
+func (s *Server) logChangeLocked(id tailcfg.NodeID) {
+	s.gen++
+	s.changes = append(s.changes, change{s.gen, id})
+	if len(s.changes) < 64+2*len(s.ids) {
+		return
+	}
+	oldest := s.gen
+	for ms := range s.sessions {
+		oldest = min(oldest, ms.seen)
+	}
+	i, _ := slices.BinarySearchFunc(s.changes, oldest+1, func(c change, g uint64) int { return cmp.Compare(c.gen, g) })
+	s.changes = slices.Delete(s.changes, 0, i)
+}
+
+// changedSinceLocked returns the IDs of nodes changed after generation
+// gen, sorted, once each.
+func (s *Server) changedSinceLocked(gen uint64) []tailcfg.NodeID {
+	i, _ := slices.BinarySearchFunc(s.changes, gen+1, func(c change, g uint64) int { return cmp.Compare(c.gen, g) })
+	ids := make([]tailcfg.NodeID, 0, len(s.changes)-i)
+	for _, c := range s.changes[i:] {
+		ids = append(ids, c.id)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 func (s *Server) notifyLocked() {

@@ -400,3 +400,37 @@ func TestExpiryByTime(t *testing.T) {
 		t.Errorf("expired keys reported twice: %v", got)
 	}
 }
+
+// Many changes let the server trim its change log while a session reads
+// it; the session still gets every change and the final removal.
+func TestChangeLogTrimming(t *testing.T) {
+	s := newTestServer(t, "100.86.0.0/16")
+	ak := mustAuthKey(t, s.Server, AuthKeyOptions{Reusable: true})
+	a, b := newTestNode(t, s.url, "a"), newTestNode(t, s.url, "b")
+	a.register(t, ak)
+	b.register(t, ak)
+	a.stream(t)
+	var last key.DiscoPublic
+	for range 200 {
+		last = key.NewDisco().Public()
+		if err := b.c.SendMapUpdate(context.Background(), tsp.SendMapUpdateOpts{NodeKey: b.nk, DiscoKey: last}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPeer(t, a, func(p *tailcfg.Node) bool { return p.DiscoKey == last })
+	s.mu.Lock()
+	logLen := len(s.changes)
+	s.mu.Unlock()
+	if logLen > 100 {
+		t.Errorf("change log holds %d entries after 200 changes with 2 nodes; it should be trimmed", logLen)
+	}
+	nodes, _ := s.Nodes(context.Background())
+	if err := s.DeleteNode(context.Background(), nodes[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if res := a.next(t, 5*time.Second); len(res.PeersRemoved) == 1 {
+			break
+		}
+	}
+}
