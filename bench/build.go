@@ -10,12 +10,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"homenet/packaging"
+
+	"tailscale.com/feature/featuretags"
 )
 
 // Builds. homenet is built exactly as a release (packaging.GoBuild: static,
@@ -121,15 +124,26 @@ func (b *builder) tailscale(ctx context.Context) (tsModule, error) {
 // stockTags are the ts_omit_ tags of the stock builds.
 func stockTags() string { return strings.Join(packaging.OmitTags(packaging.StockFeatures), ",") }
 
+// runtimeFeatures are what the stock tailscaled that runs as the gateway
+// in the lab keeps: packaging.StockFeatures plus the IPN bus, without
+// which `tailscale up` cannot log in (the CLI watches the bus; a daemon
+// built with ts_omit_ipnbus answers it 404).
+var runtimeFeatures = append(slices.Clone(packaging.StockFeatures), "ipnbus")
+
 // stock builds name ("tailscaled" or "derper") from the pinned module for
 // t, trimmed as packaging/build does for its size table.
 func (b *builder) stock(ctx context.Context, name string, t packaging.Target) (string, time.Duration, error) {
-	return b.get("stock-"+name+"-"+t.Name, func() (string, error) {
+	return b.stockWith(ctx, name, t, packaging.StockFeatures)
+}
+
+// stockWith builds name for t keeping features.
+func (b *builder) stockWith(ctx context.Context, name string, t packaging.Target, features []featuretags.FeatureTag) (string, time.Duration, error) {
+	tags := strings.Join(packaging.OmitTags(features), ",")
+	return b.get("stock-"+name+"-"+t.Name+"-"+tags, func() (string, error) {
 		mod, err := b.tailscale(ctx)
 		if err != nil {
 			return "", err
 		}
-		tags := stockTags()
 		sum := sha256.Sum256([]byte(tags + "|" + runtime.Version()))
 		cache, err := os.UserCacheDir()
 		if err != nil {

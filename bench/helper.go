@@ -35,6 +35,7 @@ import (
 //	helper control -config FILE -derpmap FILE
 //	                                    homenet's control server alone, handing out the given DERP map
 //	helper fetch -timeout D URL FILE    HTTP GET into FILE
+//	helper probe URL                    any HTTP response from URL (https: certificate not checked)
 //	helper startup -url U[,U…] [-hold D] -- CMD…
 //	                                    start CMD, time until every URL answers, RSS after D, stop it
 //
@@ -62,6 +63,8 @@ func helperMain(args []string) error {
 		return helperFetch(args[1:])
 	case "startup":
 		return helperStartup(args[1:])
+	case "probe":
+		return helperProbe(args[1:])
 	}
 	return fmt.Errorf("helper: unknown command %q", args[0])
 }
@@ -259,4 +262,18 @@ func helperStartup(args []string) error {
 	rss, _ := rss(cmd.Process.Pid)
 	anon, _ := anonRSS(cmd.Process.Pid)
 	return json.NewEncoder(os.Stdout).Encode(map[string]int64{"ns": int64(took), "rss": rss, "anon": anon})
+}
+
+// helperProbe succeeds if url gives any HTTP response; for https it does
+// not check the certificate (a relay's self-signed one).
+func helperProbe(args []string) error {
+	if len(args) != 1 {
+		return errors.New("helper probe: want URL")
+	}
+	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	res, err := c.Get(args[0])
+	if err != nil {
+		return err
+	}
+	return res.Body.Close()
 }

@@ -57,7 +57,7 @@ func main() {
 	flag.StringVar(&o.arches, "arches", "amd64,arm64,arm,mipsle,mips", "release targets for the size comparison (row 4)")
 	flag.IntVar(&o.coldRuns, "cold-runs", 5, "cold-path runs per system (row 5)")
 	flag.BoolVar(&o.noPin, "no-pin", false, "do not pin processes to CPUs with taskset")
-	flag.BoolVar(&o.verbose, "v", false, "log more")
+	flag.StringVar(&o.systems, "systems", "homenet,stock,profile", "lab systems to run, for working on the harness (rows 1, 2, 4, 5)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -81,7 +81,7 @@ type options struct {
 	arches   string
 	coldRuns int
 	noPin    bool
-	verbose  bool
+	systems  string
 
 	// workDir, when set, is used instead of a fresh temporary directory
 	// (tests).
@@ -153,6 +153,12 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*Report, er
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return nil, err
+	}
+	// Profiles of an earlier run must not pass for this run's.
+	if old, err := filepath.Glob(filepath.Join(o.out, "profile-*")); err == nil {
+		for _, f := range old {
+			os.Remove(f)
+		}
 	}
 	e.versions()
 

@@ -30,7 +30,7 @@ func (e *env) profileOf(row, title, path, extra string) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s of homenet: %s\nprofile: profile-%s.pb.gz\n", kind, title, row)
-	var biggest string
+	var biggest, topFlat string
 	for i, s := range sections {
 		args := append([]string{"tool", "pprof"}, strings.Fields(s.args+" "+extra)...)
 		args = append(args, path)
@@ -41,8 +41,11 @@ func (e *env) profileOf(row, title, path, extra string) {
 			fmt.Fprintf(&b, "(%v)\n", err)
 			continue
 		}
-		if i == 2 {
-			biggest = firstEntry(string(out))
+		switch i {
+		case 0:
+			topFlat = topEntries(string(out), 3)
+		case 2:
+			biggest = topEntries(string(out), 1)
 		}
 	}
 	dst := filepath.Join(e.results, "profile-"+row+".txt")
@@ -54,15 +57,15 @@ func (e *env) profileOf(row, title, path, extra string) {
 	if raw, err := os.ReadFile(path); err == nil {
 		os.WriteFile(filepath.Join(e.results, "profile-"+row+".pb.gz"), raw, 0o644)
 	}
-	if biggest != "" {
-		e.note(fmt.Sprintf("row %s profile (%s): biggest homenet cost: %s (see profile-%s.txt)", row, title, biggest, row))
+	if biggest != "" || topFlat != "" {
+		e.note(fmt.Sprintf("row %s profile (%s): most own time in %s; the homenet line most samples pass through last: %s (see profile-%s.txt)", row, title, topFlat, biggest, row))
 	}
 }
 
-// firstEntry returns the first row of a pprof -top table, compacted: "12.3%
-// of samples (flat), homenet/control.(*Server).deltaLocked
-// control/poll.go:290".
-func firstEntry(top string) string {
+// topEntries returns the first n rows of a pprof -top table, compacted:
+// "homenet/control.(*Server).deltaLocked control/poll.go:304 22.1%".
+func topEntries(top string, n int) string {
+	var out []string
 	inTable := false
 	for _, line := range strings.Split(top, "\n") {
 		f := strings.Fields(line)
@@ -74,7 +77,10 @@ func firstEntry(top string) string {
 			continue
 		}
 		// flat flat% sum% cum cum% name [file:line]
-		return fmt.Sprintf("%s of samples (flat), %s cum: %s", f[1], strings.Join(f[5:], " "), f[4])
+		out = append(out, fmt.Sprintf("%s (%s of samples)", strings.Join(f[5:], " "), f[1]))
+		if len(out) == n {
+			break
+		}
 	}
-	return ""
+	return strings.Join(out, ", ")
 }
