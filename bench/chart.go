@@ -8,6 +8,7 @@ import (
 	"image/draw"
 	"image/png"
 	"math"
+	"strings"
 )
 
 // The chart: one horizontal bar per figure that has a reference, its
@@ -93,7 +94,7 @@ func chartPNG(r *Report) ([]byte, error) {
 	vline(img, xOf(1), top, bottom, colOne)
 	for i, b := range bars {
 		y := top + i*barH
-		label := b.label
+		label := asciiFold.Replace(b.label)
 		if len(label) > labelCols {
 			label = label[:labelCols-1] + "~"
 		}
@@ -114,6 +115,10 @@ func chartPNG(r *Report) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// asciiFold spells the non-ASCII characters of the labels in ASCII: the
+// font has ASCII only.
+var asciiFold = strings.NewReplacer("→", "->", "µ", "u", "÷", "/", "≈", "~", "—", "-")
 
 func fmtRatio(g float64) string {
 	if g < 1 {

@@ -157,7 +157,7 @@ func controlRows(results []controlResult) []Row {
 		row.Notes = append(row.Notes, fmt.Sprintf("%d endpoint changes and %d joins, one at a time; open N streams until quiet: %v",
 			len(r.changeLat), len(r.joinLat), r.streamAll.Round(time.Millisecond)))
 		if r.n == base.n {
-			row.Notes = append(row.Notes, "no reference control server is available here (headscale is not part of this module): absolute figures; larger N are compared with this N")
+			row.Notes = append(row.Notes, "no reference control server is available here (headscale is not part of this module): absolute figures; larger N are compared with this N. The simulated clients (one Noise connection and zstd decoder each) run in the bench process and share the CPUs with the server, so latencies at large N include their decoding; CPU and bytes are the server's alone (/proc/PID/task/*/schedstat, /proc/PID/io wchar)")
 		}
 		rows = append(rows, row)
 	}

@@ -236,7 +236,7 @@ func heapProfileIdle(e *env, self, dir string, ports []int) error {
 	if err := fetchProfile(e.ctx, "http://"+addr+"/debug/pprof/heap?gc=1", prof); err != nil {
 		return err
 	}
-	e.profileOf("4", "in-use heap of homenet serve (control + relay) idle on loopback, after a GC", prof, "-sample_index=inuse_space")
+	e.profileOf("4-idle", "in-use heap of homenet serve (control + relay) idle on loopback, after a GC", prof, "-sample_index=inuse_space")
 	return nil
 }
 

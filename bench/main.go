@@ -38,6 +38,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"homenet/e2e/lab"
+	"homenet/packaging"
 )
 
 func main() {
@@ -57,19 +60,29 @@ func main() {
 	flag.StringVar(&o.arches, "arches", "amd64,arm64,arm,mipsle,mips", "release targets for the size comparison (row 4)")
 	flag.IntVar(&o.coldRuns, "cold-runs", 5, "cold-path runs per system (row 5)")
 	flag.BoolVar(&o.noPin, "no-pin", false, "do not pin processes to CPUs with taskset")
+	flag.BoolVar(&o.prepare, "prepare", false, "only build and cache what the rows need (stock binaries for every arch, the phones' tailscaled), then exit")
 	flag.StringVar(&o.systems, "systems", "homenet,stock,profile", "lab systems to run, for working on the harness (rows 1, 2, 4, 5)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := run(ctx, o, func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-	})
+	if o.prepare {
+		if err := prepare(ctx, o, logf); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	r, err := run(ctx, o, logf)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 	fmt.Print(markdown(r))
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
 type options struct {
@@ -81,6 +94,7 @@ type options struct {
 	arches   string
 	coldRuns int
 	noPin    bool
+	prepare  bool
 	systems  string
 
 	// workDir, when set, is used instead of a fresh temporary directory
@@ -264,4 +278,49 @@ func (e *env) versions() {
 	if out, err := runOut("iperf3", "--version"); err == nil {
 		v["iperf3"] = firstLine(out)
 	}
+}
+
+// prepare builds what a full run needs and caches what can be cached: the
+// stock tailscaled and derper for every arch of the size row
+// ($XDG_CACHE_HOME/homenet-bench), the phones' tailscaled and tailscale
+// ($XDG_CACHE_HOME/homenet-e2e), and warms Go's build cache with homenet's
+// release builds. A full run after it stays within its time budget.
+func prepare(ctx context.Context, o options, logf func(string, ...any)) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "hnbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	b := &builder{root: root, workDir: work, logf: logf}
+	start := time.Now()
+	for _, name := range strings.Split(o.arches, ",") {
+		t, err := packaging.LookupTarget(strings.TrimSpace(name))
+		if err != nil {
+			return err
+		}
+		if _, _, err := b.homenet(ctx, t); err != nil {
+			return err
+		}
+		for _, bin := range []string{"tailscaled", "derper"} {
+			if _, _, err := b.stock(ctx, bin, t); err != nil {
+				return err
+			}
+		}
+	}
+	ht, err := hostTarget()
+	if err != nil {
+		return err
+	}
+	if _, _, err := b.stockWith(ctx, "tailscaled", ht, runtimeFeatures); err != nil {
+		return err
+	}
+	if err := runLab("prepare", logf, func(t *labT) { lab.TailscaleBinaries(t) }); err != nil {
+		return err
+	}
+	logf("prepared in %v", time.Since(start).Round(time.Second))
+	return nil
 }

@@ -58,7 +58,11 @@ func (e *env) profileOf(row, title, path, extra string) {
 		os.WriteFile(filepath.Join(e.results, "profile-"+row+".pb.gz"), raw, 0o644)
 	}
 	if biggest != "" || topFlat != "" {
-		e.note(fmt.Sprintf("row %s profile (%s): most own time in %s; the homenet line most samples pass through last: %s (see profile-%s.txt)", row, title, topFlat, biggest, row))
+		what := "most own CPU time in"
+		if extra != "" {
+			what = "largest own share in"
+		}
+		e.note(fmt.Sprintf("row %s profile (%s): %s %s; the homenet line most samples pass through last: %s (see profile-%s.txt)", row, title, what, topFlat, biggest, row))
 	}
 }
 
