@@ -296,7 +296,7 @@ func (r *labRun) run(t *labT, hn, st *sysResult) {
 			}
 		}
 	}
-	rounds := 2
+	rounds := 3
 	if e.opts.short {
 		rounds = 1
 	}
