@@ -372,15 +372,9 @@ func (in *initRun) integrate(ctx context.Context, cfg *Config) error {
 
 // firewalldPortsCommand is the firewall-cmd line that opens cfg's ports.
 func firewalldPortsCommand(cfg *Config) string {
-	args := []string{"firewall-cmd --permanent --add-port=" + portOf(cfg.Server.Listen) + "/tcp"}
-	if cfg.Relay.Enabled {
-		args = append(args, "--add-port="+portOf(cfg.Relay.Listen)+"/tcp")
-		if cfg.Relay.STUNListen != "" {
-			args = append(args, "--add-port="+portOf(cfg.Relay.STUNListen)+"/udp")
-		}
-	}
-	if cfg.Gateway.Enabled {
-		args = append(args, fmt.Sprintf("--add-port=%d/udp", wireGuardPort))
+	args := []string{"firewall-cmd --permanent"}
+	for _, p := range exposedPorts(cfg) {
+		args = append(args, "--add-port="+p.port+"/"+p.proto)
 	}
 	return strings.Join(args, " ") + " && firewall-cmd --reload"
 }

@@ -260,18 +260,33 @@ func reachabilityWarnings(p Platform, n NetInfo, cfg *Config, urlGiven bool, rer
 	return ws
 }
 
-// portList describes the ports phones need, as in "TCP 8080 (control),
-// TCP 8443 (relay), UDP 3478 (STUN) and UDP 41641 (WireGuard)".
-func portList(cfg *Config) string {
-	ps := []string{"TCP " + portOf(cfg.Server.Listen) + " (control)"}
+// exposedPort is a port phones need to reach.
+type exposedPort struct {
+	proto, port, role string
+}
+
+// exposedPorts lists cfg's ports that phones need: control, relay, STUN and
+// the gateway's WireGuard port, as far as they are enabled.
+func exposedPorts(cfg *Config) []exposedPort {
+	ps := []exposedPort{{"tcp", portOf(cfg.Server.Listen), "control"}}
 	if cfg.Relay.Enabled {
-		ps = append(ps, "TCP "+portOf(cfg.Relay.Listen)+" (relay)")
+		ps = append(ps, exposedPort{"tcp", portOf(cfg.Relay.Listen), "relay"})
 		if cfg.Relay.STUNListen != "" {
-			ps = append(ps, "UDP "+portOf(cfg.Relay.STUNListen)+" (STUN)")
+			ps = append(ps, exposedPort{"udp", portOf(cfg.Relay.STUNListen), "STUN"})
 		}
 	}
 	if cfg.Gateway.Enabled {
-		ps = append(ps, fmt.Sprintf("UDP %d (WireGuard)", wireGuardPort))
+		ps = append(ps, exposedPort{"udp", fmt.Sprint(wireGuardPort), "WireGuard"})
+	}
+	return ps
+}
+
+// portList describes the ports phones need, as in "TCP 8080 (control),
+// TCP 8443 (relay), UDP 3478 (STUN) and UDP 41641 (WireGuard)".
+func portList(cfg *Config) string {
+	var ps []string
+	for _, p := range exposedPorts(cfg) {
+		ps = append(ps, fmt.Sprintf("%s %s (%s)", strings.ToUpper(p.proto), p.port, p.role))
 	}
 	if len(ps) == 1 {
 		return ps[0]
