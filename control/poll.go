@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"sync"
 	"time"
 
 	"tailscale.com/tailcfg"
@@ -34,6 +35,7 @@ type mapSession struct {
 	nodeID    tailcfg.NodeID
 	wake      chan struct{}
 	cancel    context.CancelFunc
+	compress  bool                    // the client reads zstd frames
 	seen      uint64                  // the change log generation sent up to
 	sentPeers map[tailcfg.NodeID]bool // peers the client knows of
 	sentDERP  uint64
@@ -72,49 +74,59 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 		if res != nil {
-			writeFrame(w, res, req.Compress == "zstd")
+			s.send(w, &frame{res: res, compress: req.Compress == "zstd"})
 		}
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	ms := s.startSessionLocked(n, cancel)
-	first := s.fullMapLocked(n, time.Now())
+	ms := s.startSessionLocked(n, cancel, req.Compress == "zstd")
+	first := &frame{res: s.fullMapLocked(n, time.Now()), compress: ms.compress}
 	s.markSentLocked(ms, n)
 	s.mu.Unlock()
 	defer s.endSession(ms)
 
-	s.stream(ctx, w, ms, first, req.Compress == "zstd")
+	s.stream(ctx, w, ms, first)
 }
 
 // stream sends first, then deltas whenever something changes, and
 // keep-alives in between, until ctx ends or a write fails.
-func (s *Server) stream(ctx context.Context, w http.ResponseWriter, ms *mapSession, first *tailcfg.MapResponse, compress bool) {
-	if err := writeFrame(w, first, compress); err != nil {
+func (s *Server) stream(ctx context.Context, w http.ResponseWriter, ms *mapSession, first *frame) {
+	if !s.send(w, first) {
 		return
 	}
 	keepAlive := time.NewTimer(keepAliveBase + rand.N(9*time.Second))
 	defer keepAlive.Stop()
 	for {
-		var res *tailcfg.MapResponse
+		var f *frame
 		select {
 		case <-ctx.Done():
 			return
 		case <-keepAlive.C:
-			res = &tailcfg.MapResponse{KeepAlive: true}
+			f = &frame{res: &tailcfg.MapResponse{KeepAlive: true}, compress: ms.compress}
 		case <-ms.wake:
 			s.mu.Lock()
-			res = s.deltaLocked(ms, time.Now())
+			f = s.deltaLocked(ms, time.Now())
 			s.mu.Unlock()
-			if res == nil {
+			if f == nil {
 				continue
 			}
 		}
-		if err := writeFrame(w, res, compress); err != nil {
+		if !s.send(w, f) {
 			return
 		}
 		keepAlive.Reset(keepAliveBase + rand.N(9*time.Second))
 	}
+}
+
+// send writes f and reports whether the stream may go on.
+func (s *Server) send(w http.ResponseWriter, f *frame) bool {
+	b, err := f.bytes()
+	if err != nil {
+		s.log.Error("control: map response", "err", err)
+		return false
+	}
+	return writeFrame(w, b) == nil
 }
 
 // applyUpdateLocked takes endpoints, disco key and Hostinfo from a
@@ -131,7 +143,9 @@ func (s *Server) applyUpdateLocked(ctx context.Context, n *node, req *tailcfg.Ma
 		}
 		// Hostinfo changes durably only on renames, new routes and the
 		// like; NetInfo changes with every network move.
-		u.save = u.save || durableHostinfoChanged(n.Hostinfo, hi)
+		if durableHostinfoChanged(n.Hostinfo, hi) {
+			u.save, u.full = true, true
+		}
 		n.Hostinfo = hi.Clone()
 	}
 	s.commitLocked(ctx, n, u)
@@ -159,6 +173,7 @@ func (s *Server) fillFromStreamLocked(ctx context.Context, n *node, req *tailcfg
 type nodeUpdate struct {
 	changed bool // peers must hear of it
 	save    bool // worth a write to the store
+	full    bool // more than a tailcfg.PeerChange carries changed
 }
 
 func (u *nodeUpdate) endpoints(n *node, eps []netip.AddrPort) {
@@ -187,8 +202,11 @@ func (s *Server) commitLocked(ctx context.Context, n *node, u nodeUpdate) {
 			s.log.Error("control: saving node update", "node", n.Name, "err", err)
 		}
 	}
-	if u.changed || u.save {
+	switch {
+	case u.full:
 		s.touchLocked(n)
+	case u.changed || u.save:
+		s.touchPatchLocked(n)
 	}
 }
 
@@ -220,7 +238,7 @@ func cleanEndpoints(eps []netip.AddrPort) []netip.AddrPort {
 	return out
 }
 
-func (s *Server) startSessionLocked(n *node, cancel context.CancelFunc) *mapSession {
+func (s *Server) startSessionLocked(n *node, cancel context.CancelFunc, compress bool) *mapSession {
 	// A node has one live stream; a new one replaces the old.
 	for old := range s.sessions {
 		if old.nodeID == n.ID {
@@ -231,12 +249,13 @@ func (s *Server) startSessionLocked(n *node, cancel context.CancelFunc) *mapSess
 		nodeID:    n.ID,
 		wake:      make(chan struct{}, 1),
 		cancel:    cancel,
+		compress:  compress,
 		sentPeers: map[tailcfg.NodeID]bool{},
 	}
 	s.sessions[ms] = true
 	n.streams++
 	if n.streams == 1 {
-		s.touchLocked(n) // now online
+		s.touchPatchLocked(n) // now online
 	}
 	return ms
 }
@@ -254,7 +273,7 @@ func (s *Server) endSession(ms *mapSession) {
 		return
 	}
 	n.LastSeen = time.Now()
-	s.touchLocked(n) // now offline
+	s.touchPatchLocked(n) // now offline
 	if n.Ephemeral && !s.closed {
 		id := n.ID
 		time.AfterFunc(ephemeralGrace, func() { s.reapEphemeral(id) })
@@ -285,51 +304,157 @@ func (s *Server) markSentLocked(ms *mapSession, n *node) {
 	}
 }
 
-// deltaLocked returns what changed since ms last sent, or nil.
-func (s *Server) deltaLocked(ms *mapSession, now time.Time) *tailcfg.MapResponse {
-	res := &tailcfg.MapResponse{}
-	changed := false
-	if s.derpGen != ms.sentDERP {
-		res.DERPMap, ms.sentDERP, changed = s.derpMap, s.derpGen, true
+// deltaItem is one entry of a delta: a node, and how it is sent.
+type deltaItem struct {
+	kind byte // one of the item kinds below
+	id   tailcfg.NodeID
+}
+
+// Delta item kinds; they are also the bytes of a delta's cache key.
+const (
+	itemSelf    = 's' // the session's own node changed
+	itemPeer    = 'c' // a peer, whole: new, or changed beyond a patch
+	itemPatch   = 'p' // a peer the client knows, as a tailcfg.PeerChange
+	itemRemoved = 'r' // a peer the client knows is gone
+	itemDERP    = 'd' // the DERP map changed
+)
+
+// deltaLocked returns what changed since ms last sent, or nil, and marks
+// it sent. Sessions that were at the same point get the same *frame, so a
+// change is rendered, encoded and compressed once, not once per session.
+func (s *Server) deltaLocked(ms *mapSession, now time.Time) *frame {
+	items := s.deltaItemsLocked(ms)
+	if len(items) == 0 {
+		return nil
 	}
-	for _, id := range s.changedSinceLocked(ms.seen) {
-		n := s.nodes[id]
+	ck := []byte{0}
+	if ms.compress {
+		ck[0] = 1
+	}
+	for _, it := range items {
+		if it.kind == itemSelf {
+			return &frame{res: s.renderDeltaLocked(items, now), compress: ms.compress}
+		}
+		ck = binary.AppendUvarint(append(ck, it.kind), uint64(it.id))
+	}
+	if s.framesAt != [2]uint64{s.gen, s.derpGen} {
+		clear(s.frames)
+		s.framesAt = [2]uint64{s.gen, s.derpGen}
+	}
+	f := s.frames[string(ck)]
+	if f == nil {
+		f = &frame{res: s.renderDeltaLocked(items, now), compress: ms.compress}
+		s.frames[string(ck)] = f
+	}
+	return f
+}
+
+// deltaItemsLocked lists what ms must be sent and records it as sent.
+func (s *Server) deltaItemsLocked(ms *mapSession) []deltaItem {
+	var items []deltaItem
+	if s.derpGen != ms.sentDERP {
+		items = append(items, deltaItem{kind: itemDERP})
+		ms.sentDERP = s.derpGen
+	}
+	for _, c := range s.changedSinceLocked(ms.seen) {
+		n := s.nodes[c.id]
 		switch {
-		case id == ms.nodeID:
+		case c.id == ms.nodeID:
 			if n != nil {
-				res.Node, changed = s.tailNodeLocked(n, now, true), true
+				items = append(items, deltaItem{itemSelf, c.id})
 			}
+		// An empty endpoint list can't be patched: PeerChange omits it.
+		case n != nil && c.patch && ms.sentPeers[c.id] && len(n.Endpoints) > 0:
+			items = append(items, deltaItem{itemPatch, c.id})
 		case n != nil:
-			res.PeersChanged = append(res.PeersChanged, s.tailNodeLocked(n, now, false))
-			ms.sentPeers[id], changed = true, true
-		case ms.sentPeers[id]:
-			res.PeersRemoved = append(res.PeersRemoved, id)
-			delete(ms.sentPeers, id)
-			changed = true
+			items = append(items, deltaItem{itemPeer, c.id})
+			ms.sentPeers[c.id] = true
+		case ms.sentPeers[c.id]:
+			items = append(items, deltaItem{itemRemoved, c.id})
+			delete(ms.sentPeers, c.id)
 		}
 	}
 	ms.seen = s.gen
-	if !changed {
-		return nil
+	return items
+}
+
+func (s *Server) renderDeltaLocked(items []deltaItem, now time.Time) *tailcfg.MapResponse {
+	res := &tailcfg.MapResponse{}
+	for _, it := range items {
+		switch it.kind {
+		case itemDERP:
+			res.DERPMap = s.derpMap
+		case itemSelf:
+			res.Node = s.tailNodeLocked(s.nodes[it.id], now, true)
+		case itemPeer:
+			res.PeersChanged = append(res.PeersChanged, s.tailNodeLocked(s.nodes[it.id], now, false))
+		case itemPatch:
+			res.PeersChangedPatch = append(res.PeersChangedPatch, peerPatch(s.nodes[it.id]))
+		case itemRemoved:
+			res.PeersRemoved = append(res.PeersRemoved, it.id)
+		}
 	}
 	return res
 }
 
-// writeFrame sends one map message: a little-endian uint32 length, then
-// the JSON, zstd-compressed when the client asked for it (all do).
-func writeFrame(w io.Writer, res *tailcfg.MapResponse, compress bool) error {
-	b, err := json.Marshal(res)
+// peerPatch renders the fields of n that touchPatchLocked changes may
+// have changed.
+func peerPatch(n *node) *tailcfg.PeerChange {
+	online := n.streams > 0
+	pc := &tailcfg.PeerChange{
+		NodeID:     n.ID,
+		DERPRegion: n.HomeDERP,
+		Cap:        n.capVer,
+		Endpoints:  slices.Clone(n.Endpoints),
+		Online:     &online,
+	}
+	if !n.DiscoKey.IsZero() {
+		dk := n.DiscoKey
+		pc.DiscoKey = &dk
+	}
+	if !online && !n.LastSeen.IsZero() {
+		ls := n.LastSeen
+		pc.LastSeen = &ls
+	}
+	return pc
+}
+
+// frame is one map message; its encoding is made once, on first use, by
+// whichever session sends it first.
+type frame struct {
+	res      *tailcfg.MapResponse
+	compress bool
+
+	once sync.Once
+	b    []byte
+	err  error
+}
+
+func (f *frame) bytes() ([]byte, error) {
+	f.once.Do(func() { f.b, f.err = encodeFrame(f.res, f.compress) })
+	return f.b, f.err
+}
+
+// encodeFrame renders a map message as clients read it: a little-endian
+// uint32 length, then the JSON, zstd-compressed when the client asked for
+// it (all do).
+func encodeFrame(res *tailcfg.MapResponse, compress bool) ([]byte, error) {
+	j, err := json.Marshal(res)
 	if err != nil {
-		return fmt.Errorf("encoding map response: %w", err)
+		return nil, fmt.Errorf("encoding map response: %w", err)
 	}
+	b := make([]byte, 4, 4+len(j))
 	if compress {
-		b = zstdframe.AppendEncode(nil, b, zstdframe.FastestCompression)
+		b = zstdframe.AppendEncode(b, j, zstdframe.FastestCompression)
+	} else {
+		b = append(b, j...)
 	}
-	var hdr [4]byte
-	binary.LittleEndian.PutUint32(hdr[:], uint32(len(b)))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
-	}
+	binary.LittleEndian.PutUint32(b, uint32(len(b)-4))
+	return b, nil
+}
+
+// writeFrame sends one encoded map message.
+func writeFrame(w io.Writer, b []byte) error {
 	if _, err := w.Write(b); err != nil {
 		return err
 	}

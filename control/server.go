@@ -59,9 +59,11 @@ type Server struct {
 	sessions  map[*mapSession]bool
 	derpMap   *tailcfg.DERPMap
 	derpGen   uint64
-	ids       []tailcfg.NodeID // the keys of nodes, sorted
-	changes   []change         // the change log, by gen
-	gen       uint64           // the last change's generation
+	ids       []tailcfg.NodeID  // the keys of nodes, sorted
+	changes   []change          // the change log, by gen
+	gen       uint64            // the last change's generation
+	frames    map[string]*frame // deltas of generation framesAt, by deltaLocked's key
+	framesAt  [2]uint64         // gen and derpGen the frames are for
 	closed    bool
 	done      chan struct{} // closed by Close
 }
@@ -105,6 +107,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		byMachine: map[key.MachinePublic]*node{},
 		pending:   map[string]*pendingReg{},
 		sessions:  map[*mapSession]bool{},
+		frames:    map[string]*frame{},
 		derpMap:   &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}},
 		done:      make(chan struct{}),
 	}
@@ -257,7 +260,7 @@ func (s *Server) addNodeLocked(n *node) {
 	s.byMachine[n.MachineKey] = n
 	i, _ := slices.BinarySearch(s.ids, n.ID)
 	s.ids = slices.Insert(s.ids, i, n.ID)
-	s.logChangeLocked(n.ID)
+	s.logChangeLocked(n.ID, false)
 }
 
 func (s *Server) removeNodeLocked(n *node) {
@@ -267,7 +270,7 @@ func (s *Server) removeNodeLocked(n *node) {
 	if i, ok := slices.BinarySearch(s.ids, n.ID); ok {
 		s.ids = slices.Delete(s.ids, i, i+1)
 	}
-	s.logChangeLocked(n.ID)
+	s.logChangeLocked(n.ID, false)
 	for ms := range s.sessions {
 		if ms.nodeID == n.ID {
 			ms.cancel()
@@ -278,22 +281,31 @@ func (s *Server) removeNodeLocked(n *node) {
 // touchLocked records that n changed in a way its peers (or itself) see,
 // and wakes every map session.
 func (s *Server) touchLocked(n *node) {
-	s.logChangeLocked(n.ID)
+	s.logChangeLocked(n.ID, false)
+	s.notifyLocked()
+}
+
+// touchPatchLocked is touchLocked for a change only in fields a
+// tailcfg.PeerChange carries (endpoints, home DERP, disco key, online):
+// peers that know n get a patch of about a fifth the size of the node.
+func (s *Server) touchPatchLocked(n *node) {
+	s.logChangeLocked(n.ID, true)
 	s.notifyLocked()
 }
 
 // change says node id was added, changed or removed at generation gen.
 type change struct {
-	gen uint64
-	id  tailcfg.NodeID
+	gen   uint64
+	id    tailcfg.NodeID
+	patch bool // only fields of a tailcfg.PeerChange changed
 }
 
 // logChangeLocked appends to the change log that map sessions read their
 // deltas from, so a delta costs what changed, not the size of the tailnet.
 // Entries every session has read are dropped now and then.
-func (s *Server) logChangeLocked(id tailcfg.NodeID) {
+func (s *Server) logChangeLocked(id tailcfg.NodeID, patch bool) {
 	s.gen++
-	s.changes = append(s.changes, change{s.gen, id})
+	s.changes = append(s.changes, change{s.gen, id, patch})
 	if len(s.changes) < 64+2*len(s.ids) {
 		return
 	}
@@ -305,16 +317,23 @@ func (s *Server) logChangeLocked(id tailcfg.NodeID) {
 	s.changes = slices.Delete(s.changes, 0, i)
 }
 
-// changedSinceLocked returns the IDs of nodes changed after generation
-// gen, sorted, once each.
-func (s *Server) changedSinceLocked(gen uint64) []tailcfg.NodeID {
+// changedSinceLocked returns the nodes changed after generation gen, by
+// ID, once each; patch is set for a node only if every change since gen
+// was a patch.
+func (s *Server) changedSinceLocked(gen uint64) []change {
 	i, _ := slices.BinarySearchFunc(s.changes, gen+1, func(c change, g uint64) int { return cmp.Compare(c.gen, g) })
-	ids := make([]tailcfg.NodeID, 0, len(s.changes)-i)
-	for _, c := range s.changes[i:] {
-		ids = append(ids, c.id)
+	out := slices.Clone(s.changes[i:])
+	slices.SortStableFunc(out, func(a, b change) int { return cmp.Compare(a.id, b.id) })
+	j := 0
+	for _, c := range out {
+		if j > 0 && out[j-1].id == c.id {
+			out[j-1].patch = out[j-1].patch && c.patch
+			continue
+		}
+		out[j] = c
+		j++
 	}
-	slices.Sort(ids)
-	return slices.Compact(ids)
+	return out[:j]
 }
 
 func (s *Server) notifyLocked() {

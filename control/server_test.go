@@ -2,10 +2,13 @@ package control
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +72,7 @@ type testNode struct {
 	nk      key.NodePrivate
 	name    string
 	session *tsp.MapSession
+	peers   map[tailcfg.NodeID]*tailcfg.Node // as a client would hold them
 }
 
 func newTestNode(t *testing.T, url, name string) *testNode {
@@ -113,7 +117,43 @@ func (n *testNode) stream(t *testing.T) *tailcfg.MapResponse {
 	if err != nil {
 		t.Fatalf("first map message for %s: %v", n.name, err)
 	}
+	n.peers = map[tailcfg.NodeID]*tailcfg.Node{}
+	for _, p := range first.Peers {
+		n.peers[p.ID] = p.Clone()
+	}
 	return first
+}
+
+// apply updates n.peers with a delta the way a client does.
+func (n *testNode) apply(t *testing.T, res *tailcfg.MapResponse) {
+	t.Helper()
+	for _, p := range res.PeersChanged {
+		n.peers[p.ID] = p.Clone()
+	}
+	for _, id := range res.PeersRemoved {
+		delete(n.peers, id)
+	}
+	for _, pc := range res.PeersChangedPatch {
+		p := n.peers[pc.NodeID]
+		if p == nil {
+			t.Fatalf("%s: patch for unknown peer %d", n.name, pc.NodeID)
+		}
+		if pc.DERPRegion != 0 {
+			p.HomeDERP = pc.DERPRegion
+		}
+		if pc.Endpoints != nil {
+			p.Endpoints = pc.Endpoints
+		}
+		if pc.DiscoKey != nil {
+			p.DiscoKey = *pc.DiscoKey
+		}
+		if pc.Online != nil {
+			p.Online = pc.Online
+		}
+		if pc.LastSeen != nil {
+			p.LastSeen = pc.LastSeen
+		}
+	}
 }
 
 // next returns the next non-keep-alive message, failing after timeout.
@@ -138,6 +178,7 @@ func (n *testNode) next(t *testing.T, timeout time.Duration) *tailcfg.MapRespons
 		if r.err != nil {
 			t.Fatalf("%s: reading map: %v", n.name, r.err)
 		}
+		n.apply(t, r.res)
 		return r.res
 	case <-time.After(timeout):
 		t.Fatalf("%s: no map message within %v", n.name, timeout)
@@ -219,13 +260,13 @@ func TestJoinStreamAndDelete(t *testing.T) {
 	}
 }
 
-// waitPeer reads deltas until one carries a peer matching ok.
+// waitPeer reads deltas until a peer matches ok.
 func waitPeer(t *testing.T, n *testNode, ok func(*tailcfg.Node) bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		res := n.next(t, time.Until(deadline))
-		for _, p := range res.PeersChanged {
+		n.next(t, time.Until(deadline))
+		for _, p := range n.peers {
 			if ok(p) {
 				return
 			}
@@ -433,4 +474,90 @@ func TestChangeLogTrimming(t *testing.T) {
 			break
 		}
 	}
+}
+
+// Sessions at the same point share one encoded delta. A peer the client
+// knows gets a patch for a change of endpoints or presence, and the whole
+// node for anything else.
+func TestDeltaSharingAndPatches(t *testing.T) {
+	s := newTestServer(t, "100.86.0.0/16")
+	ak := mustAuthKey(t, s.Server, AuthKeyOptions{Reusable: true})
+	for _, name := range []string{"a", "b", "c"} {
+		newTestNode(t, s.url, name).register(t, ak)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, b, c := s.nodes[s.ids[0]], s.nodes[s.ids[1]], s.nodes[s.ids[2]]
+	sa := s.startSessionLocked(a, func() {}, false)
+	sc := s.startSessionLocked(c, func() {}, false)
+	fresh := s.startSessionLocked(c, func() {}, false)
+	for _, ms := range []*mapSession{sa, sc, fresh} {
+		s.markSentLocked(ms, s.nodes[ms.nodeID])
+	}
+
+	ep := netip.MustParseAddrPort("198.51.100.7:41641")
+	tests := []struct {
+		name   string
+		change func()
+		want   string // what sa and sc get for b: "patch", "peer" or "removed"
+	}{
+		{"endpoints", func() {
+			var u nodeUpdate
+			u.endpoints(b, []netip.AddrPort{ep})
+			s.commitLocked(context.Background(), b, u)
+		}, "patch"},
+		{"online", func() { b.streams++; s.touchPatchLocked(b) }, "patch"},
+		{"rename", func() { b.Name = "b2"; s.touchLocked(b) }, "peer"},
+		{"delete", func() { s.removeNodeLocked(b) }, "removed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			delete(fresh.sentPeers, b.ID) // as if b were new to it
+			tt.change()
+			fa, fc := s.deltaLocked(sa, time.Now()), s.deltaLocked(sc, time.Now())
+			if fa == nil || fa != fc {
+				t.Fatalf("sessions at the same point got frames %p and %p, want one shared frame", fa, fc)
+			}
+			got := decodeFrame(t, fa)
+			switch tt.want {
+			case "patch":
+				if len(got.PeersChangedPatch) != 1 || len(got.PeersChanged) != 0 || got.PeersChangedPatch[0].NodeID != b.ID {
+					t.Fatalf("got %+v, want one patch for node %d", got, b.ID)
+				}
+				if p := got.PeersChangedPatch[0]; !slices.Contains(p.Endpoints, ep) || p.Online == nil {
+					t.Errorf("patch %+v lacks endpoint %v or online", p, ep)
+				}
+			case "peer":
+				if len(got.PeersChanged) != 1 || got.PeersChanged[0].Name != "b2."+s.domain+"." {
+					t.Fatalf("got %+v, want node b2 whole", got)
+				}
+			case "removed":
+				if !slices.Equal(got.PeersRemoved, []tailcfg.NodeID{b.ID}) {
+					t.Fatalf("got %+v, want node %d removed", got, b.ID)
+				}
+			}
+			// A session that doesn't know b can't take a patch.
+			if ff := s.deltaLocked(fresh, time.Now()); tt.want == "patch" {
+				if ff == fa || len(decodeFrame(t, ff).PeersChanged) != 1 {
+					t.Errorf("session without b got %+v, want b whole", decodeFrame(t, ff))
+				}
+			}
+		})
+	}
+}
+
+func decodeFrame(t *testing.T, f *frame) *tailcfg.MapResponse {
+	t.Helper()
+	b, err := f.bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := binary.LittleEndian.Uint32(b); int(n) != len(b)-4 {
+		t.Fatalf("frame length %d, have %d bytes", n, len(b)-4)
+	}
+	var res tailcfg.MapResponse
+	if err := json.Unmarshal(b[4:], &res); err != nil {
+		t.Fatal(err)
+	}
+	return &res
 }
