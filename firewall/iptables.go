@@ -31,9 +31,18 @@ var iptChains = [numChains]struct {
 type iptablesFW struct {
 	mu     sync.Mutex // serializes Apply, Intact and Remove
 	name   string
-	legacy bool                 // x_tables: listing a table instantiates it
-	fams   []*iptables.IPTables // v4, then v6 if the kernel and binary have it
-	writes int                  // mutating commands run, for tests
+	legacy bool         // x_tables: listing a table instantiates it
+	fams   []iptFamily  // v4, then v6 if the kernel and binary have it
+	cache  *intactCache // nil for legacy, which sends no change notifications
+	writes int          // mutating commands run, for tests
+	reads  int          // families read back by Intact, for tests
+}
+
+// iptFamily is the iptables or the ip6tables of the backend's variant.
+type iptFamily struct {
+	ipt  *iptables.IPTables
+	v6   bool
+	save string // the matching iptables-save; "" if there is none
 }
 
 func newIPTables(kind string) (*iptablesFW, error) {
@@ -57,13 +66,16 @@ func newIPTables(kind string) (*iptablesFW, error) {
 		}
 	}
 	fw.legacy = fw.name == KindIPTablesLegacy
+	if fw.name == KindIPTablesNft {
+		fw.cache = newIntactCache()
+	}
 
 	// Timeout is how long to wait for the xtables lock; 0 would wait forever.
 	ipt4, err := iptables.New(iptables.Path(path4), iptables.Timeout(10))
 	if err != nil {
 		return nil, fmt.Errorf("firewall: %s: %w", bin4, err)
 	}
-	fw.fams = []*iptables.IPTables{ipt4}
+	fw.fams = []iptFamily{{ipt: ipt4, save: saveBinary(bin4, fw.name)}}
 	// IPv6 rules only where they can matter and can be installed: no IPv6
 	// in the kernel means no IPv6 packets; no ip6tables binary means we
 	// cannot filter them (and left nothing behind to remove).
@@ -74,10 +86,29 @@ func newIPTables(kind string) (*iptablesFW, error) {
 			if err != nil {
 				return nil, fmt.Errorf("firewall: %s: %w", bin6, err)
 			}
-			fw.fams = append(fw.fams, ipt6)
+			fw.fams = append(fw.fams, iptFamily{ipt: ipt6, v6: true, save: saveBinary(bin6, fw.name)})
 		}
 	}
 	return fw, nil
+}
+
+// saveBinary returns the path of the iptables-save (or ip6tables-save) of
+// the same variant as bin, an iptables or ip6tables binary of backend
+// kind, or "" if there is none.
+func saveBinary(bin, kind string) string {
+	names := []string{bin + "-save"}
+	if variant := strings.TrimPrefix(kind, "iptables"); !strings.HasSuffix(bin, variant) {
+		// bin is the plain iptables, of a known variant: prefer the save
+		// binary that names it, present since iptables 1.8; before, plain
+		// iptables-save is legacy like the rest.
+		names = []string{bin + variant + "-save", bin + "-save"}
+	}
+	for _, n := range names {
+		if path, err := exec.LookPath(n); err == nil {
+			return path
+		}
+	}
+	return ""
 }
 
 func (fw *iptablesFW) Name() string { return fw.name }
@@ -91,12 +122,12 @@ func (fw *iptablesFW) Apply(r Rules) error {
 	if r.IsZero() {
 		return fw.remove()
 	}
+	fw.cache.forget()
 	p := plan(r)
-	for _, ipt := range fw.fams {
-		v6 := ipt.Proto() == iptables.ProtocolIPv6
+	for _, fam := range fw.fams {
 		for id, c := range iptChains {
-			want := iptSpecs(c.name, p[id], v6)
-			if err := fw.applyChain(ipt, c.table, c.builtin, c.name, want); err != nil {
+			want := iptSpecs(c.name, p[id], fam.v6)
+			if err := fw.applyChain(fam.ipt, c.table, c.builtin, c.name, want); err != nil {
 				return fmt.Errorf("firewall: %s: %s/%s: %w", fw.name, c.table, c.name, err)
 			}
 		}
@@ -163,31 +194,124 @@ func (fw *iptablesFW) Intact(r Rules) (bool, error) {
 	}
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	if fw.cache.fresh(r) {
+		return true, nil
+	}
 	p := plan(r)
-	for _, ipt := range fw.fams {
-		v6 := ipt.Proto() == iptables.ProtocolIPv6
-		for id, c := range iptChains {
-			if fw.legacy && !legacyTableLoaded(v6, c.table) {
+	for _, fam := range fw.fams {
+		ok, err := fw.familyIntact(fam, p)
+		if err != nil || !ok {
+			fw.cache.store(r, false)
+			return false, err
+		}
+	}
+	fw.cache.store(r, true)
+	return true, nil
+}
+
+// familyIntact reads one family's ruleset back with a single
+// iptables-save, all tables at once, and compares our chains and jumps
+// with p. The watchdog runs this every few seconds, and each fork of
+// iptables costs milliseconds of CPU (far more on a MIPS router), so it
+// does not ask chain by chain.
+func (fw *iptablesFW) familyIntact(fam iptFamily, p [numChains][]rule) (bool, error) {
+	if fw.legacy {
+		// iptables-legacy-save only dumps tables listed as loaded, so it
+		// instantiates none; a table that is not there holds nothing of
+		// ours anyway, and this spares the fork.
+		loaded := legacyTables(fam.v6)
+		for _, c := range iptChains {
+			if !slices.Contains(loaded, c.table) {
 				return false, nil
-			}
-			exists, err := ipt.ChainExists(c.table, c.name)
-			if err != nil || !exists {
-				return false, err
-			}
-			have, err := listRules(ipt, c.table, c.name)
-			if err != nil {
-				return false, err
-			}
-			if !slices.Equal(have, iptSpecs(c.name, p[id], v6)) {
-				return false, nil
-			}
-			jumped, err := ipt.Exists(c.table, c.builtin, "-j", c.name)
-			if err != nil || !jumped {
-				return false, err
 			}
 		}
 	}
+	if fam.save == "" {
+		return fw.familyIntactByListing(fam, p)
+	}
+	fw.reads++
+	out, err := exec.Command(fam.save).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return false, fmt.Errorf("firewall: %s: reading rules with %s: %w", fw.name, fam.save, err)
+	}
+	have := parseSave(out)
+	for id, c := range iptChains {
+		t := have[c.table]
+		if t == nil || !t.chains[c.name] ||
+			!slices.Equal(t.rules[c.name], iptSpecs(c.name, p[id], fam.v6)) ||
+			!slices.Contains(t.rules[c.builtin], iptJump(c.builtin, c.name)) {
+			return false, nil
+		}
+	}
 	return true, nil
+}
+
+// familyIntactByListing is familyIntact where there is no iptables-save:
+// three forks of iptables per chain.
+func (fw *iptablesFW) familyIntactByListing(fam iptFamily, p [numChains][]rule) (bool, error) {
+	fw.reads++
+	for id, c := range iptChains {
+		exists, err := fam.ipt.ChainExists(c.table, c.name)
+		if err != nil || !exists {
+			return false, err
+		}
+		have, err := listRules(fam.ipt, c.table, c.name)
+		if err != nil {
+			return false, err
+		}
+		if !slices.Equal(have, iptSpecs(c.name, p[id], fam.v6)) {
+			return false, nil
+		}
+		jumped, err := fam.ipt.Exists(c.table, c.builtin, "-j", c.name)
+		if err != nil || !jumped {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// iptJump is the rule, as iptables-save prints it, by which builtin
+// reaches chain.
+func iptJump(builtin, chain string) string {
+	return "-A " + builtin + " -j " + chain
+}
+
+// savedTable is one table of iptables-save output: the chains it declares
+// and each chain's "-A" lines, in order.
+type savedTable struct {
+	chains map[string]bool
+	rules  map[string][]string
+}
+
+// parseSave parses iptables-save output into its tables, by name. It
+// keeps rule lines verbatim, to be compared with iptSpecs, and ignores
+// comments, policies and COMMIT.
+func parseSave(out []byte) map[string]*savedTable {
+	tables := map[string]*savedTable{}
+	var t *savedTable
+	for line := range strings.Lines(string(out)) {
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case strings.HasPrefix(line, "*"):
+			t = &savedTable{chains: map[string]bool{}, rules: map[string][]string{}}
+			tables[line[1:]] = t
+		case t == nil:
+			// Comments before the first table.
+		case strings.HasPrefix(line, ":"):
+			if name, _, _ := strings.Cut(line[1:], " "); name != "" {
+				t.chains[name] = true
+			}
+		case strings.HasPrefix(line, "-A "):
+			if chain, _, _ := strings.Cut(line[3:], " "); chain != "" {
+				t.rules[chain] = append(t.rules[chain], line)
+			}
+		}
+	}
+	return tables
 }
 
 func (fw *iptablesFW) Remove() error {
@@ -197,11 +321,11 @@ func (fw *iptablesFW) Remove() error {
 }
 
 func (fw *iptablesFW) remove() error {
+	fw.cache.forget()
 	var errs []error
-	for _, ipt := range fw.fams {
-		v6 := ipt.Proto() == iptables.ProtocolIPv6
+	for _, fam := range fw.fams {
 		for _, c := range iptChains {
-			if err := fw.removeChain(ipt, v6, c.table, c.builtin, c.name); err != nil {
+			if err := fw.removeChain(fam.ipt, fam.v6, c.table, c.builtin, c.name); err != nil {
 				errs = append(errs, fmt.Errorf("firewall: %s: removing %s/%s: %w", fw.name, c.table, c.name, err))
 			}
 		}
@@ -303,13 +427,19 @@ func iptSpecs(chain string, rules []rule, v6 bool) []string {
 // legacyTableLoaded reports whether the x_tables table exists in this
 // network namespace (tables are instantiated on first use).
 func legacyTableLoaded(v6 bool, table string) bool {
+	return slices.Contains(legacyTables(v6), table)
+}
+
+// legacyTables lists the x_tables tables instantiated in this network
+// namespace.
+func legacyTables(v6 bool) []string {
 	name := "/proc/net/ip_tables_names"
 	if v6 {
 		name = "/proc/net/ip6_tables_names"
 	}
 	b, err := os.ReadFile(name)
 	if err != nil {
-		return false
+		return nil
 	}
-	return slices.Contains(strings.Fields(string(b)), table)
+	return strings.Fields(string(b))
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // These tests run against real netfilter, never the host's: TestMain
@@ -107,14 +109,14 @@ func forEachBackend(t *testing.T, f func(t *testing.T, kind string, fw Firewall)
 	}
 }
 
-func need(t *testing.T, bin string) {
+func need(t testing.TB, bin string) {
 	t.Helper()
 	if _, err := exec.LookPath(bin); err != nil {
 		t.Skipf("%s not installed (apt-get install -y iptables nftables)", bin)
 	}
 }
 
-func run(t *testing.T, name string, args ...string) string {
+func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -123,7 +125,7 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-func runStdin(t *testing.T, stdin, name string, args ...string) {
+func runStdin(t testing.TB, stdin, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -134,7 +136,7 @@ func runStdin(t *testing.T, stdin, name string, args ...string) {
 
 // resetNetfilter empties this namespace's netfilter: every nf_tables table
 // (iptables-nft's included) and every x_tables (legacy) chain.
-func resetNetfilter(t *testing.T) {
+func resetNetfilter(t testing.TB) {
 	t.Helper()
 	run(t, "nft", "flush", "ruleset")
 	for _, fam := range []struct{ names, bin string }{
@@ -194,7 +196,7 @@ func binsOf(kind string) (bin4, bin6 string) {
 	return "", ""
 }
 
-func apply(t *testing.T, fw Firewall, r Rules) {
+func apply(t testing.TB, fw Firewall, r Rules) {
 	t.Helper()
 	if err := fw.Apply(r); err != nil {
 		t.Fatalf("Apply: %v", err)
@@ -208,7 +210,7 @@ func remove(t *testing.T, fw Firewall) {
 	}
 }
 
-func intact(t *testing.T, fw Firewall, r Rules) bool {
+func intact(t testing.TB, fw Firewall, r Rules) bool {
 	t.Helper()
 	ok, err := fw.Intact(r)
 	if err != nil {
@@ -413,27 +415,149 @@ func TestIntact(t *testing.T) {
 				{"flush chain", [][]string{{bin4, "-F", "HN-FORWARD"}}},
 				{"flush v6 chain", [][]string{{bin6, "-t", "nat", "-F", "HN-POSTROUTING"}}},
 				{"delete jump", [][]string{{bin4, "-t", "mangle", "-D", "FORWARD", "-j", "HN-MSS"}}},
+				{"delete v6 jump", [][]string{{bin6, "-D", "INPUT", "-j", "HN-INPUT"}}},
+				{"delete chain", [][]string{{bin4, "-t", "mangle", "-D", "FORWARD", "-j", "HN-MSS"}, {bin4, "-t", "mangle", "-F", "HN-MSS"}, {bin4, "-t", "mangle", "-X", "HN-MSS"}}},
+				{"replace rule", [][]string{{bin4, "-R", "HN-FORWARD", "2", "-i", "tailscale9", "-j", "ACCEPT"}}},
+				{"delete rule", [][]string{{bin6, "-D", "HN-FORWARD", "3"}}},
 				{"extra rule", [][]string{{bin4, "-A", "HN-INPUT", "-j", "ACCEPT"}}},
 				{"reload", [][]string{{bin4, "-F"}, {bin4, "-X"}}},
 			}
 		}
-		for _, tamper := range tampers {
-			t.Run(tamper.name, func(t *testing.T) {
-				apply(t, fw, r)
-				if !intact(t, fw, r) {
-					t.Fatal("Intact = false after Apply")
-				}
-				for _, a := range tamper.cmds {
-					run(t, a[0], a[1:]...)
-				}
-				if intact(t, fw, r) {
-					t.Fatal("Intact = true after tampering")
-				}
-				apply(t, fw, r)
-				if !intact(t, fw, r) {
-					t.Fatal("Intact = false after re-Apply")
-				}
-			})
+		checkers := []struct {
+			name string
+			fw   Firewall
+		}{{"", fw}}
+		if kind != KindNftables {
+			// The same without iptables-save, as where it is missing.
+			slow, err := newIPTables(kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range slow.fams {
+				slow.fams[i].save = ""
+			}
+			checkers = append(checkers, struct {
+				name string
+				fw   Firewall
+			}{" by listing", slow})
+		}
+		for _, c := range checkers {
+			for _, tamper := range tampers {
+				t.Run(tamper.name+c.name, func(t *testing.T) {
+					apply(t, c.fw, r)
+					if !intact(t, c.fw, r) {
+						t.Fatal("Intact = false after Apply")
+					}
+					for _, a := range tamper.cmds {
+						run(t, a[0], a[1:]...)
+					}
+					if intact(t, c.fw, r) {
+						t.Fatal("Intact = true after tampering")
+					}
+					apply(t, c.fw, r)
+					if !intact(t, c.fw, r) {
+						t.Fatal("Intact = false after re-Apply")
+					}
+				})
+			}
+		}
+	})
+}
+
+// Intact reads the ruleset back only when it may have changed: the
+// nf_tables backends after a change notification, for other Rules, or
+// once the cache is older than its maximum age; iptables-legacy, which
+// sends no notifications, every time.
+func TestIntactReads(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string, fw Firewall) {
+		r := gatewayRules()
+		other := gatewayRules()
+		other.WireGuardPort++
+		notified := kind != KindIPTablesLegacy
+		steps := []struct {
+			name     string
+			before   func(t *testing.T)
+			rules    Rules
+			want     bool
+			wantRead bool
+		}{
+			{"first", nil, r, true, true},
+			{"unchanged", nil, r, true, !notified},
+			{"unchanged again", nil, r, true, !notified},
+			{"unrelated change", func(t *testing.T) { run(t, "nft", "add", "table", "inet", "hnother") }, r, true, true},
+			{"unchanged after it", nil, r, true, !notified},
+			{"other rules", nil, other, false, true},
+			{"false is not cached", nil, other, false, true},
+			{"back", nil, r, true, true},
+			{"after a no-op Apply", func(t *testing.T) { apply(t, fw, r) }, r, true, true},
+			{"unchanged after Apply", nil, r, true, !notified},
+			{"after maximum age", func(t *testing.T) { cacheOf(fw).maxAge = 0 }, r, true, true},
+			{"still after maximum age", nil, r, true, true},
+			{"our chain flushed", func(t *testing.T) { flushOurs(t, kind) }, r, false, true},
+		}
+		apply(t, fw, r)
+		for _, step := range steps {
+			if step.before != nil {
+				step.before(t)
+			}
+			n := readsOf(fw)
+			if got := intact(t, fw, step.rules); got != step.want {
+				t.Errorf("%s: Intact = %v, want %v", step.name, got, step.want)
+			}
+			if read := readsOf(fw) > n; read != step.wantRead {
+				t.Errorf("%s: read the ruleset = %v, want %v", step.name, read, step.wantRead)
+			}
+		}
+	})
+}
+
+// flushOurs empties one of the backend's chains from outside.
+func flushOurs(t *testing.T, kind string) {
+	t.Helper()
+	if kind == KindNftables {
+		run(t, "nft", "flush", "chain", "inet", "homenet", "forward")
+		return
+	}
+	bin4, _ := binsOf(kind)
+	run(t, bin4, "-F", "HN-FORWARD")
+}
+
+func readsOf(fw Firewall) int {
+	switch fw := fw.(type) {
+	case *iptablesFW:
+		return fw.reads
+	case *nftablesFW:
+		return fw.reads
+	}
+	panic(fmt.Sprintf("unknown backend %T", fw))
+}
+
+// cacheOf returns the backend's Intact cache; a throwaway one for
+// iptables-legacy, which has none.
+func cacheOf(fw Firewall) *intactCache {
+	var c *intactCache
+	switch fw := fw.(type) {
+	case *iptablesFW:
+		c = fw.cache
+	case *nftablesFW:
+		c = fw.cache
+	}
+	if c == nil {
+		c = newIntactCache()
+	}
+	return c
+}
+
+// Intact on a clean system finds nothing and, like Remove, creates
+// nothing: listing an iptables-legacy table would instantiate it.
+func TestIntactClean(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string, fw Firewall) {
+		before := snapshot(t)
+		if intact(t, fw, gatewayRules()) {
+			t.Error("Intact = true on a clean system")
+		}
+		if after := snapshot(t); after != before {
+			t.Errorf("Intact on a clean system changed the ruleset:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 	})
 }
@@ -768,5 +892,44 @@ func TestRemoveAll(t *testing.T) {
 	}
 	if after := snapshot(t); after != before {
 		t.Errorf("RemoveAll left a different ruleset:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// nftChanges sees every commit to nf_tables that completed before it is
+// asked, and counts an overflowed queue as a change.
+func TestNftChanges(t *testing.T) {
+	if netnsSkip != "" {
+		t.Skip(netnsSkip)
+	}
+	need(t, "nft")
+	resetNetfilter(t)
+	t.Cleanup(func() { resetNetfilter(t) })
+	c, err := newNftChanges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.changed() {
+		t.Error("changed = true before any change")
+	}
+	pokeNftables(t, 0)
+	if !c.changed() {
+		t.Error("changed = false right after a commit")
+	}
+	if c.changed() {
+		t.Error("changed = true twice for one commit")
+	}
+
+	// Overflow: far more notifications than the smallest queue holds.
+	if err := unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		pokeNftables(t, i)
+	}
+	if !c.changed() {
+		t.Error("changed = false after an overflow")
+	}
+	if c.changed() {
+		t.Error("changed = true after draining an overflow")
 	}
 }

@@ -36,8 +36,10 @@ var nftChains = [numChains]struct {
 }
 
 type nftablesFW struct {
-	mu     sync.Mutex // serializes Apply, Intact and Remove
-	writes int        // netlink batches sent, for tests
+	mu     sync.Mutex   // serializes Apply, Intact and Remove
+	cache  *intactCache // lets Intact skip reading back while nf_tables is quiet
+	writes int          // netlink batches sent, for tests
+	reads  int          // rulesets read back by Intact, for tests
 }
 
 func newNftables() (*nftablesFW, error) {
@@ -48,7 +50,7 @@ func newNftables() (*nftablesFW, error) {
 	if _, err := c.ListTablesOfFamily(nftables.TableFamilyINet); err != nil {
 		return nil, fmt.Errorf("firewall: nftables unusable (no nf_tables in the kernel?): %w", err)
 	}
-	return &nftablesFW{}, nil
+	return &nftablesFW{cache: newIntactCache()}, nil
 }
 
 func (fw *nftablesFW) Name() string { return KindNftables }
@@ -62,6 +64,7 @@ func (fw *nftablesFW) Apply(r Rules) error {
 	if r.IsZero() {
 		return fw.remove()
 	}
+	fw.cache.forget()
 	want, err := nftPlan(r)
 	if err != nil {
 		return err
@@ -113,12 +116,23 @@ func (fw *nftablesFW) Intact(r Rules) (bool, error) {
 	if r.IsZero() {
 		return true, nil
 	}
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if fw.cache.fresh(r) {
+		return true, nil
+	}
+	ok, err := fw.intact(r)
+	fw.cache.store(r, ok && err == nil)
+	return ok, err
+}
+
+// intact reads our table back and compares it with r.
+func (fw *nftablesFW) intact(r Rules) (bool, error) {
 	want, err := nftPlan(r)
 	if err != nil {
 		return false, err
 	}
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
+	fw.reads++
 	c, err := nftables.New()
 	if err != nil {
 		return false, fmt.Errorf("firewall: nftables: %w", err)
@@ -137,6 +151,7 @@ func (fw *nftablesFW) Remove() error {
 }
 
 func (fw *nftablesFW) remove() error {
+	fw.cache.forget()
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("firewall: nftables: %w", err)

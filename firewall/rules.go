@@ -53,6 +53,20 @@ func (r Rules) IsZero() bool {
 		!r.ExitNode && r.WANInterface == "" && r.WireGuardPort == 0
 }
 
+// equal reports whether r and o are the same Rules. It must compare every
+// field: Intact trusts an earlier check only for equal Rules.
+func (r Rules) equal(o Rules) bool {
+	return r.Tun == o.Tun && slices.Equal(r.TailnetPrefixes, o.TailnetPrefixes) &&
+		r.MasqueradeLAN == o.MasqueradeLAN && r.ExitNode == o.ExitNode &&
+		r.WANInterface == o.WANInterface && r.WireGuardPort == o.WireGuardPort
+}
+
+// clone returns a copy of r that shares no memory with it.
+func (r Rules) clone() Rules {
+	r.TailnetPrefixes = slices.Clone(r.TailnetPrefixes)
+	return r
+}
+
 // Validate reports whether r can be installed.
 func (r Rules) Validate() error {
 	if r.IsZero() {

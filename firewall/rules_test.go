@@ -4,6 +4,7 @@ package firewall
 
 import (
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -137,4 +138,37 @@ func TestDetect(t *testing.T) {
 		t.Fatalf("Detect() = %q, %q", kind, why)
 	}
 	t.Logf("Detect: %s (%s)", kind, why)
+}
+
+// TestRulesEqual: equal tells apart Rules that differ in any one field,
+// since Intact trusts an earlier check only for equal Rules.
+func TestRulesEqual(t *testing.T) {
+	base := Rules{Tun: "tailscale0", TailnetPrefixes: []netip.Prefix{pfx4, pfx6}, WANInterface: "eth1", WireGuardPort: 41641}
+	if n := reflect.TypeFor[Rules]().NumField(); n != 6 {
+		t.Fatalf("Rules has %d fields; update equal and this test", n)
+	}
+	edits := map[string]func(*Rules){
+		"Tun":             func(r *Rules) { r.Tun = "tailscale1" },
+		"TailnetPrefixes": func(r *Rules) { r.TailnetPrefixes = []netip.Prefix{pfx4} },
+		"prefix order":    func(r *Rules) { r.TailnetPrefixes = []netip.Prefix{pfx6, pfx4} },
+		"MasqueradeLAN":   func(r *Rules) { r.MasqueradeLAN = true },
+		"ExitNode":        func(r *Rules) { r.ExitNode = true },
+		"WANInterface":    func(r *Rules) { r.WANInterface = "" },
+		"WireGuardPort":   func(r *Rules) { r.WireGuardPort = 41642 },
+	}
+	for name, edit := range edits {
+		r := base.clone()
+		edit(&r)
+		if base.equal(r) || r.equal(base) {
+			t.Errorf("%s: equal = true for differing Rules", name)
+		}
+	}
+	c := base.clone()
+	if !base.equal(c) {
+		t.Error("clone is not equal")
+	}
+	c.TailnetPrefixes[0] = pfx6
+	if base.TailnetPrefixes[0] != pfx4 {
+		t.Error("clone shares TailnetPrefixes")
+	}
 }

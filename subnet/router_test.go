@@ -335,3 +335,59 @@ func TestRouterWatchdog(t *testing.T) {
 		t.Errorf("Repairs = 0 after repairs")
 	}
 }
+
+// TestRouterWatchdogNetfilter: with each real netfilter backend, rules
+// flushed from outside come back. The nf_tables backends skip reading the
+// ruleset while no change is notified; this checks that the watchdog still
+// sees the flush.
+func TestRouterWatchdogNetfilter(t *testing.T) {
+	if !inNetns(t) {
+		return
+	}
+	newTun(t)
+	tests := []struct {
+		kind  string
+		flush []string
+	}{
+		{firewall.KindNftables, []string{"nft", "flush", "table", "inet", "homenet"}},
+		{firewall.KindIPTablesNft, []string{"iptables-nft", "-F", "HN-FORWARD"}},
+		{firewall.KindIPTablesLegacy, []string{"iptables-legacy", "-F", "HN-FORWARD"}},
+	}
+	rules := firewall.Rules{Tun: "tailscale0", TailnetPrefixes: pfx("10.77.0.0/16", "fd7a:115c:a1e0::/48"), MasqueradeLAN: true}
+	for _, tt := range tests {
+		t.Run(tt.kind, func(t *testing.T) {
+			if _, err := exec.LookPath(tt.flush[0]); err != nil {
+				t.Skipf("%s not installed", tt.flush[0])
+			}
+			fw, err := firewall.New(tt.kind)
+			if err != nil {
+				t.Skipf("backend %s unavailable: %v", tt.kind, err)
+			}
+			r, err := NewRouter(RouterConfig{Tun: "tailscale0", Firewall: fw, Rules: rules, Logf: t.Logf, CheckInterval: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if err := r.Up(); err != nil {
+				t.Fatal(err)
+			}
+			// Let the watchdog find the rules intact a few times, so that
+			// the nf_tables backends trust their cache.
+			time.Sleep(350 * time.Millisecond)
+			if n := r.Repairs(); n != 0 {
+				t.Fatalf("Repairs = %d before anything was removed", n)
+			}
+			sh(t, tt.flush...)
+			deadline := time.Now().Add(5 * time.Second)
+			for r.Repairs() == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("watchdog did not restore the netfilter rules within 5 s")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if ok, err := fw.Intact(rules); !ok || err != nil {
+				t.Errorf("Intact after repair = %v, %v", ok, err)
+			}
+		})
+	}
+}
