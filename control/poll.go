@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
-	"sync"
 	"time"
 
 	"tailscale.com/tailcfg"
@@ -74,41 +73,42 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 		if res != nil {
-			s.send(w, &frame{res: res, compress: req.Compress == "zstd"})
+			s.send(w, encodeFrame(res, req.Compress == "zstd"))
 		}
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	ms := s.startSessionLocked(n, cancel, req.Compress == "zstd")
-	first := &frame{res: s.fullMapLocked(n, time.Now()), compress: ms.compress}
+	first := s.fullMapLocked(n, time.Now())
 	s.markSentLocked(ms, n)
 	s.mu.Unlock()
 	defer s.endSession(ms)
 
-	s.stream(ctx, w, ms, first)
+	// The first message is the largest by far: encode it unlocked.
+	s.stream(ctx, w, ms, encodeFrame(first, ms.compress))
 }
 
 // stream sends first, then deltas whenever something changes, and
 // keep-alives in between, until ctx ends or a write fails.
-func (s *Server) stream(ctx context.Context, w http.ResponseWriter, ms *mapSession, first *frame) {
+func (s *Server) stream(ctx context.Context, w http.ResponseWriter, ms *mapSession, first frame) {
 	if !s.send(w, first) {
 		return
 	}
 	keepAlive := time.NewTimer(keepAliveBase + rand.N(9*time.Second))
 	defer keepAlive.Stop()
 	for {
-		var f *frame
+		var f frame
 		select {
 		case <-ctx.Done():
 			return
 		case <-keepAlive.C:
-			f = &frame{res: &tailcfg.MapResponse{KeepAlive: true}, compress: ms.compress}
+			f = encodeFrame(&tailcfg.MapResponse{KeepAlive: true}, ms.compress)
 		case <-ms.wake:
 			s.mu.Lock()
 			f = s.deltaLocked(ms, time.Now())
 			s.mu.Unlock()
-			if f == nil {
+			if f.b == nil && f.err == nil {
 				continue
 			}
 		}
@@ -120,13 +120,12 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, ms *mapSessi
 }
 
 // send writes f and reports whether the stream may go on.
-func (s *Server) send(w http.ResponseWriter, f *frame) bool {
-	b, err := f.bytes()
-	if err != nil {
-		s.log.Error("control: map response", "err", err)
+func (s *Server) send(w http.ResponseWriter, f frame) bool {
+	if f.err != nil {
+		s.log.Error("control: map response", "err", f.err)
 		return false
 	}
-	return writeFrame(w, b) == nil
+	return writeFrame(w, f.b) == nil
 }
 
 // applyUpdateLocked takes endpoints, disco key and Hostinfo from a
@@ -319,13 +318,15 @@ const (
 	itemDERP    = 'd' // the DERP map changed
 )
 
-// deltaLocked returns what changed since ms last sent, or nil, and marks
-// it sent. Sessions that were at the same point get the same *frame, so a
-// change is rendered, encoded and compressed once, not once per session.
-func (s *Server) deltaLocked(ms *mapSession, now time.Time) *frame {
+// deltaLocked returns what changed since ms last sent, or the zero frame,
+// and marks it sent. Sessions that were at the same point share one frame:
+// a change is rendered, encoded and compressed once, not once per session.
+// Deltas are small, so they are encoded under the lock; that also spares
+// the other sessions a wait for whichever encodes first.
+func (s *Server) deltaLocked(ms *mapSession, now time.Time) frame {
 	items := s.deltaItemsLocked(ms)
 	if len(items) == 0 {
-		return nil
+		return frame{}
 	}
 	ck := []byte{0}
 	if ms.compress {
@@ -333,7 +334,7 @@ func (s *Server) deltaLocked(ms *mapSession, now time.Time) *frame {
 	}
 	for _, it := range items {
 		if it.kind == itemSelf {
-			return &frame{res: s.renderDeltaLocked(items, now), compress: ms.compress}
+			return encodeFrame(s.renderDeltaLocked(items, now), ms.compress)
 		}
 		ck = binary.AppendUvarint(append(ck, it.kind), uint64(it.id))
 	}
@@ -341,9 +342,9 @@ func (s *Server) deltaLocked(ms *mapSession, now time.Time) *frame {
 		clear(s.frames)
 		s.framesAt = [2]uint64{s.gen, s.derpGen}
 	}
-	f := s.frames[string(ck)]
-	if f == nil {
-		f = &frame{res: s.renderDeltaLocked(items, now), compress: ms.compress}
+	f, ok := s.frames[string(ck)]
+	if !ok {
+		f = encodeFrame(s.renderDeltaLocked(items, now), ms.compress)
 		s.frames[string(ck)] = f
 	}
 	return f
@@ -419,29 +420,19 @@ func peerPatch(n *node) *tailcfg.PeerChange {
 	return pc
 }
 
-// frame is one map message; its encoding is made once, on first use, by
-// whichever session sends it first.
+// frame is one encoded map message, or why it could not be encoded.
 type frame struct {
-	res      *tailcfg.MapResponse
-	compress bool
-
-	once sync.Once
-	b    []byte
-	err  error
-}
-
-func (f *frame) bytes() ([]byte, error) {
-	f.once.Do(func() { f.b, f.err = encodeFrame(f.res, f.compress) })
-	return f.b, f.err
+	b   []byte
+	err error
 }
 
 // encodeFrame renders a map message as clients read it: a little-endian
 // uint32 length, then the JSON, zstd-compressed when the client asked for
 // it (all do).
-func encodeFrame(res *tailcfg.MapResponse, compress bool) ([]byte, error) {
+func encodeFrame(res *tailcfg.MapResponse, compress bool) frame {
 	j, err := json.Marshal(res)
 	if err != nil {
-		return nil, fmt.Errorf("encoding map response: %w", err)
+		return frame{err: fmt.Errorf("encoding map response: %w", err)}
 	}
 	b := make([]byte, 4, 4+len(j))
 	if compress {
@@ -450,7 +441,7 @@ func encodeFrame(res *tailcfg.MapResponse, compress bool) ([]byte, error) {
 		b = append(b, j...)
 	}
 	binary.LittleEndian.PutUint32(b, uint32(len(b)-4))
-	return b, nil
+	return frame{b: b}
 }
 
 // writeFrame sends one encoded map message.

@@ -59,11 +59,11 @@ type Server struct {
 	sessions  map[*mapSession]bool
 	derpMap   *tailcfg.DERPMap
 	derpGen   uint64
-	ids       []tailcfg.NodeID  // the keys of nodes, sorted
-	changes   []change          // the change log, by gen
-	gen       uint64            // the last change's generation
-	frames    map[string]*frame // deltas of generation framesAt, by deltaLocked's key
-	framesAt  [2]uint64         // gen and derpGen the frames are for
+	ids       []tailcfg.NodeID // the keys of nodes, sorted
+	changes   []change         // the change log, by gen
+	gen       uint64           // the last change's generation
+	frames    map[string]frame // deltas of generation framesAt, by deltaLocked's key
+	framesAt  [2]uint64        // gen and derpGen the frames are for
 	closed    bool
 	done      chan struct{} // closed by Close
 }
@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		byMachine: map[key.MachinePublic]*node{},
 		pending:   map[string]*pendingReg{},
 		sessions:  map[*mapSession]bool{},
-		frames:    map[string]*frame{},
+		frames:    map[string]frame{},
 		derpMap:   &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}},
 		done:      make(chan struct{}),
 	}
