@@ -116,6 +116,8 @@ func rowControl(e *env) ([]Row, error) {
 		e.logf("row 3: profile pass: %v", err)
 	} else {
 		e.profile("3", fmt.Sprintf("control plane, N=%d, endpoint changes back to back for %v", pn, dur), profPath)
+		e.profileOf("3-heap", fmt.Sprintf("in-use heap of homenet serve with N=%d map sessions open, after a GC", pn),
+			strings.TrimSuffix(profPath, ".pb.gz")+"-heap.pb.gz", "-sample_index=inuse_space")
 	}
 	return controlRows(results), nil
 }
@@ -246,6 +248,11 @@ func controlRun(e *env, serverArgs []string, env []string, plan controlPlan, pro
 
 	var prof chan error
 	if profPath != "" {
+		// What the N sessions hold, before the CPU profile's changes.
+		heapPath := strings.TrimSuffix(profPath, ".pb.gz") + "-heap.pb.gz"
+		if err := fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", pprofAddr), heapPath); err != nil {
+			return res, fmt.Errorf("heap profile: %w", err)
+		}
 		prof = make(chan error, 1)
 		go func() {
 			prof <- fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, int(plan.profileFor.Seconds())), profPath)

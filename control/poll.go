@@ -31,13 +31,12 @@ const (
 // mapSession is one streaming map poll. It remembers what it has sent so
 // that every later message is a delta against exactly that.
 type mapSession struct {
-	nodeID    tailcfg.NodeID
-	wake      chan struct{}
-	cancel    context.CancelFunc
-	compress  bool                    // the client reads zstd frames
-	seen      uint64                  // the change log generation sent up to
-	sentPeers map[tailcfg.NodeID]bool // peers the client knows of
-	sentDERP  uint64
+	nodeID   tailcfg.NodeID
+	wake     chan struct{}
+	cancel   context.CancelFunc
+	compress bool   // the client reads zstd frames
+	seen     uint64 // the change log generation sent up to
+	sentDERP uint64
 }
 
 func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
@@ -245,11 +244,10 @@ func (s *Server) startSessionLocked(n *node, cancel context.CancelFunc, compress
 		}
 	}
 	ms := &mapSession{
-		nodeID:    n.ID,
-		wake:      make(chan struct{}, 1),
-		cancel:    cancel,
-		compress:  compress,
-		sentPeers: map[tailcfg.NodeID]bool{},
+		nodeID:   n.ID,
+		wake:     make(chan struct{}, 1),
+		cancel:   cancel,
+		compress: compress,
 	}
 	s.sessions[ms] = true
 	n.streams++
@@ -296,11 +294,6 @@ func (s *Server) reapEphemeral(id tailcfg.NodeID) {
 // markSentLocked records that the full map for n was sent on ms.
 func (s *Server) markSentLocked(ms *mapSession, n *node) {
 	ms.seen, ms.sentDERP = s.gen, s.derpGen
-	for id := range s.nodes {
-		if id != n.ID {
-			ms.sentPeers[id] = true
-		}
-	}
 }
 
 // deltaItem is one entry of a delta: a node, and how it is sent.
@@ -314,7 +307,7 @@ const (
 	itemSelf    = 's' // the session's own node changed
 	itemPeer    = 'c' // a peer, whole: new, or changed beyond a patch
 	itemPatch   = 'p' // a peer the client knows, as a tailcfg.PeerChange
-	itemRemoved = 'r' // a peer the client knows is gone
+	itemRemoved = 'r' // a peer is gone
 	itemDERP    = 'd' // the DERP map changed
 )
 
@@ -364,15 +357,17 @@ func (s *Server) deltaItemsLocked(ms *mapSession) []deltaItem {
 			if n != nil {
 				items = append(items, deltaItem{itemSelf, c.id})
 			}
-		// An empty endpoint list can't be patched: PeerChange omits it.
-		case n != nil && c.patch && ms.sentPeers[c.id] && len(n.Endpoints) > 0:
-			items = append(items, deltaItem{itemPatch, c.id})
-		case n != nil:
-			items = append(items, deltaItem{itemPeer, c.id})
-			ms.sentPeers[c.id] = true
-		case ms.sentPeers[c.id]:
+		case n == nil:
+			// Clients ignore the removal of a peer they never had,
+			// which spares every session a set of the peers it knows.
 			items = append(items, deltaItem{itemRemoved, c.id})
-			delete(ms.sentPeers, c.id)
+		// A peer new to the client has its addition in the log, which
+		// is no patch. An empty endpoint list can't be patched either:
+		// PeerChange omits it.
+		case c.patch && len(n.Endpoints) > 0:
+			items = append(items, deltaItem{itemPatch, c.id})
+		default:
+			items = append(items, deltaItem{itemPeer, c.id})
 		}
 	}
 	ms.seen = s.gen
@@ -436,7 +431,10 @@ func encodeFrame(res *tailcfg.MapResponse, compress bool) frame {
 	}
 	b := make([]byte, 4, 4+len(j))
 	if compress {
-		b = zstdframe.AppendEncode(b, j, zstdframe.FastestCompression)
+		// A default encoder keeps about 9 MiB of tables and history, one
+		// per concurrent encode; these options keep about 0.5 MiB and
+		// compress map responses as well.
+		b = zstdframe.AppendEncode(b, j, zstdframe.FastestCompression, zstdframe.LowMemory(true), zstdframe.MaxWindowSize(64<<10))
 	} else {
 		b = append(b, j...)
 	}
