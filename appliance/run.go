@@ -13,7 +13,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"homenet/control"
@@ -186,6 +188,46 @@ func localControlURL(listen string) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// LimitMemory gives the Go runtime a soft memory limit from the machine's
+// RAM (MemoryLimit), unless GOMEMLIMIT is set, and logs the limit. Without
+// one, the heap may grow to twice its live size: after a few seconds of
+// traffic through the gateway, RSS was 350 to 650 MiB in the bench lab,
+// which a router with 128 or 256 MiB of RAM cannot give. Near the limit, Go collects
+// garbage harder instead (at most half the CPU) and returns memory to the
+// kernel. homenet serve calls it, before anything allocates much.
+func LimitMemory(logger *slog.Logger) {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		logger.Info("homenet: soft memory limit from GOMEMLIMIT", "limit", v)
+		return
+	}
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		logger.Warn("homenet: no soft memory limit: reading the RAM size", "err", err)
+		return
+	}
+	ram := uint64(si.Totalram) * uint64(si.Unit)
+	limit := MemoryLimit(ram)
+	debug.SetMemoryLimit(limit)
+	logger.Info("homenet: soft memory limit from the RAM size (GOMEMLIMIT overrides)",
+		"limit", fmt.Sprintf("%dMiB", limit>>20), "ram", fmt.Sprintf("%dMiB", ram>>20))
+}
+
+// minMemoryLimit is the least soft memory limit LimitMemory sets. With the
+// gateway on, homenet keeps about 45 MiB of heap even idle, most of it
+// wireguard-go's receive buffers (128 of 64 KiB per socket), which count
+// against the limit although they are never touched. Below that, Go collects
+// garbage back to back even when idle: with 32 MiB, ten times a second.
+const minMemoryLimit = 64 << 20
+
+// MemoryLimit returns the soft memory limit for a machine with ram bytes of
+// RAM: a quarter of it, leaving the rest to the kernel, the page cache
+// (homenet's own binary pages, 20 MiB of its idle RSS, are not counted) and
+// the router's other services; but at least minMemoryLimit, or half the RAM
+// if that is less.
+func MemoryLimit(ram uint64) int64 {
+	return int64(max(ram/4, min(minMemoryLimit, ram/2)))
 }
 
 // GatewayTag marks the gateway's own agent, whose routes are approved

@@ -22,7 +22,9 @@ type ProcdParams struct {
 	Owner string
 }
 
-var procdTemplate = template.Must(template.New("procd").Parse(`#!/bin/sh /etc/rc.common
+// procdText is the template of ProcdScript. It sets no GOMEMLIMIT:
+// homenet serve sets its own limit from the RAM (LimitMemory).
+const procdText = `#!/bin/sh /etc/rc.common
 # {{.Owner}}
 # homenet: Tailscale-compatible control server, DERP relay and subnet router.
 
@@ -34,45 +36,32 @@ STOP=10
 PROG={{.Binary}}
 CONFIG={{.Config}}
 
-# memlimit prints GOMEMLIMIT for routers with 512 MiB of RAM or less: a
-# quarter of it, at least 24 MiB. The limit is soft: Go collects garbage
-# harder near it instead of letting the kernel's OOM killer end homenet.
-memlimit() {
-	kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo 2>/dev/null)
-	[ -n "$kib" ] || return 0
-	[ "$kib" -le 524288 ] || return 0
-	mib=$((kib / 1024 / 4))
-	[ "$mib" -ge 24 ] || mib=24
-	echo "GOMEMLIMIT=${mib}MiB"
-}
-
 start_service() {
 	procd_open_instance
 	procd_set_param command "$PROG" serve --config "$CONFIG"
-	# Set env once only: a second env setting replaces the first.
-	env=$(memlimit)
-	[ -z "$env" ] || procd_set_param env "$env"
 	procd_set_param respawn 3600 5 5
 	procd_set_param stdout 1
 	procd_set_param stderr 1
 	procd_set_param file "$CONFIG"
 	procd_close_instance
 }
-`))
+`
 
 // ProcdScript returns the OpenWrt init script (/etc/init.d/homenet) that
 // runs homenet under procd: started late in boot (START=80), restarted when
-// it dies, reloaded when the config file changes, logging to logread, with
-// GOMEMLIMIT on small routers (one procd_set_param env: a second one
-// replaces the first, openwrt/packages 04dd276). The OpenWrt package ships
-// this same text with its own Owner (packaging/openwrt).
+// it dies, reloaded when the config file changes, logging to logread. The
+// OpenWrt package ships this same text with its own Owner
+// (packaging/openwrt).
 func ProcdScript(p ProcdParams) []byte {
 	if p.Owner == "" {
 		p.Owner = initMarker + `; "homenet uninstall" removes it.`
 	}
 	p.Binary, p.Config = shellQuote(p.Binary), shellQuote(p.Config)
+	// Parsed here, not at package init: every homenet command, serve
+	// included, would pay for it at start, and only init needs it.
+	t := template.Must(template.New("procd").Parse(procdText))
 	var b bytes.Buffer
-	procdTemplate.Execute(&b, p)
+	t.Execute(&b, p)
 	return b.Bytes()
 }
 
@@ -214,8 +203,11 @@ func openwrtSections(cfg *Config) map[string][]uciSection {
 	return out
 }
 
-var uciConfigLine = regexp.MustCompile(`^\s*config\s+(\S+)(?:\s+['"]?([^'"\s]+)['"]?)?\s*$`)
-var uciManagedLine = regexp.MustCompile(`^\s*option\s+` + uciManagedOption + `\s+['"]?1['"]?\s*$`)
+// The lines of a UCI file that parseUCI looks at.
+const (
+	uciConfigLine  = `^\s*config\s+(\S+)(?:\s+['"]?([^'"\s]+)['"]?)?\s*$`
+	uciManagedLine = `^\s*option\s+` + uciManagedOption + `\s+['"]?1['"]?\s*$`
+)
 
 // uciBlock is a section of a UCI file: its config line, its options and the
 // blank or comment lines after them. The first block of a file may have no
@@ -227,16 +219,19 @@ type uciBlock struct {
 }
 
 func parseUCI(b []byte) []uciBlock {
+	// Compiled per call, not at package init, which every homenet command
+	// pays for: only init and uninstall parse UCI, a few files each.
+	configLine, managedLine := regexp.MustCompile(uciConfigLine), regexp.MustCompile(uciManagedLine)
 	var blocks []uciBlock
 	cur := &uciBlock{}
 	for _, line := range strings.SplitAfter(string(b), "\n") {
 		if line == "" {
 			continue
 		}
-		if m := uciConfigLine.FindStringSubmatch(strings.TrimRight(line, "\n")); m != nil {
+		if m := configLine.FindStringSubmatch(strings.TrimRight(line, "\n")); m != nil {
 			blocks = append(blocks, *cur)
 			cur = &uciBlock{Type: m[1], Name: m[2]}
-		} else if uciManagedLine.MatchString(strings.TrimRight(line, "\n")) {
+		} else if managedLine.MatchString(strings.TrimRight(line, "\n")) {
 			cur.Managed = true
 		}
 		cur.Body = append(cur.Body, line)

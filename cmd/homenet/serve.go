@@ -42,12 +42,15 @@ func runServe(ctx context.Context, inv *invocation) error {
 		h = slog.NewJSONHandler(inv.stderr, hopts)
 	}
 
+	logger := slog.New(h)
+	appliance.LimitMemory(logger)
+
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// After the first signal, a second one kills at once.
 	context.AfterFunc(ctx, stop)
 
-	err = appliance.Serve(ctx, cfg, slog.New(h))
+	err = appliance.Serve(ctx, cfg, logger)
 	if err != nil && !(ctx.Err() != nil && errors.Is(err, context.Canceled)) {
 		return fmt.Errorf("serve: %w", err)
 	}

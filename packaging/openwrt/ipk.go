@@ -74,8 +74,7 @@ func Scripts() map[string][]byte {
 const Owner = `Installed by the homenet package; "homenet init" leaves it alone.`
 
 // InitScript is /etc/init.d/homenet: the procd script "homenet init"
-// writes on OpenWrt (appliance.ProcdScript), owned by the package. It sets
-// GOMEMLIMIT at each start from the router's RAM.
+// writes on OpenWrt (appliance.ProcdScript), owned by the package.
 func InitScript() []byte {
 	return appliance.ProcdScript(appliance.ProcdParams{Binary: BinaryPath, Config: ConfigPath, Owner: Owner})
 }
