@@ -14,8 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"homenet/control"
@@ -202,16 +202,33 @@ func LimitMemory(logger *slog.Logger) {
 		logger.Info("homenet: soft memory limit from GOMEMLIMIT", "limit", v)
 		return
 	}
-	var si syscall.Sysinfo_t
-	if err := syscall.Sysinfo(&si); err != nil {
+	ram, err := totalRAM()
+	if err != nil {
 		logger.Warn("homenet: no soft memory limit: reading the RAM size", "err", err)
 		return
 	}
-	ram := uint64(si.Totalram) * uint64(si.Unit)
 	limit := MemoryLimit(ram)
 	debug.SetMemoryLimit(limit)
 	logger.Info("homenet: soft memory limit from the RAM size (GOMEMLIMIT overrides)",
 		"limit", fmt.Sprintf("%dMiB", limit>>20), "ram", fmt.Sprintf("%dMiB", ram>>20))
+}
+
+// totalRAM returns MemTotal from /proc/meminfo, in bytes.
+func totalRAM() (uint64, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/meminfo: MemTotal %q: %w", strings.TrimSpace(v), err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("/proc/meminfo has no MemTotal")
 }
 
 // minMemoryLimit is the least soft memory limit LimitMemory sets. With the

@@ -21,3 +21,13 @@ func TestMemoryLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestTotalRAM(t *testing.T) {
+	ram, err := totalRAM()
+	if err != nil {
+		t.Skipf("no /proc/meminfo here: %v", err)
+	}
+	if ram < 16<<20 || ram > 1<<50 {
+		t.Errorf("totalRAM = %d bytes, not a plausible RAM size", ram)
+	}
+}
