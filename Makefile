@@ -10,14 +10,10 @@ GO ?= go
 build:
 	$(GO) run ./packaging/build $(ARGS)
 
-# The checks of .ci/run (the README's test command) without its package
-# installs: formatting, vet, then every test. The e2e lab tests need root
-# and skip without it.
+# The README's test command: installs the Debian packages the tests need
+# (as root), then gofmt, vet and every test. The e2e lab needs root.
 test:
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
-	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
-	$(GO) vet ./...
-	$(GO) test -timeout 75m $(ARGS) ./...
+	./.ci/run
 
 # The benchmarks against the stock Tailscale pieces (see bench/README.md).
 bench:
