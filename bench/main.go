@@ -268,7 +268,8 @@ func (e *env) versions() {
 	v["go"] = runtime.Version()
 	hv := e.b.version(e.ctx)
 	commit := gitOut(e.root, "rev-parse", "--short", "HEAD")
-	if gitOut(e.root, "status", "--porcelain", "--untracked-files=no") != "" {
+	// The results the run itself rewrites don't count.
+	if gitOut(e.root, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results") != "" {
 		commit += " (with uncommitted changes)"
 	}
 	v["homenet"] = fmt.Sprintf("%s, commit %s", hv, commit)
