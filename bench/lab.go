@@ -332,10 +332,27 @@ func (r *labRun) run(t *labT, hn, st *sysResult) {
 	for _, s := range systems {
 		s.res.rss["after throughput"] = s.rss(t)
 	}
+	quietSince := time.Now()
 	if s := sysKind(systems, "profile"); s != nil {
 		s.profiles(t)
 	}
+	if r.want["4"] && !e.opts.short {
+		// Buffers kept by sync.Pool (wireguard-go's, mostly) go after two
+		// collections, and an idle Go program collects every 2 minutes:
+		// RSS after a burst is a peak that lasts minutes, not for good.
+		// The profiles above ran in the meantime, on another system.
+		wait := settleAfter - time.Since(quietSince)
+		e.logf("lab: waiting %v to sample RSS %v after the throughput runs", wait.Round(time.Second), settleAfter)
+		time.Sleep(wait)
+		for _, s := range measured {
+			s.res.rss["settled"] = s.rss(t)
+		}
+	}
 }
+
+// settleAfter is when the RSS after the throughput runs is sampled again:
+// two forced collections (2 minutes apart when idle) and then some.
+const settleAfter = 5 * time.Minute
 
 func sysKind(ss []*labSystem, kind string) *labSystem {
 	for _, s := range ss {

@@ -161,13 +161,14 @@ func rssRows(hn, st *sysResult) Row {
 		stockRoles = append(stockRoles, "tailscaled-gw")
 	}
 	var metrics []Metric
-	for _, phase := range []string{"idle", "3 nodes", "after throughput"} {
+	for _, phase := range []string{"idle", "3 nodes", "after throughput", "settled"} {
 		h := sum(hn.rss[phase], nil)
 		s := sum(st.rss[phase], stockRoles)
 		if h == 0 {
 			continue
 		}
-		name := map[string]string{"idle": "RSS idle", "3 nodes": "RSS with 3 real nodes", "after throughput": "RSS after the throughput runs"}[phase]
+		name := map[string]string{"idle": "RSS idle", "3 nodes": "RSS with 3 real nodes", "after throughput": "RSS after the throughput runs",
+			"settled": fmt.Sprintf("RSS %v after the throughput runs", settleAfter)}[phase]
 		m := Metric{Name: name, Unit: "MiB", Value: mib(h), Better: "lower"}
 		if s > 0 {
 			m = m.withRef(strings.Join(stockRoles, " + "), mib(s))
@@ -185,8 +186,9 @@ func rssRows(hn, st *sysResult) Row {
 	} else {
 		roles += " (its gateway agent did not run, so the stock subnet router is left out of the reference)"
 	}
-	row.Notes = append(row.Notes, roles+fmt.Sprintf("; the stock side runs %s. The control stand-in is homenet's own code and is not counted; after the throughput runs: %s",
-		st.roles, fmtRSS(st.rss["after throughput"])))
+	row.Notes = append(row.Notes, roles+fmt.Sprintf("; the stock side runs %s. The control stand-in is homenet's own code and is not counted; after the throughput runs: %s; %v later: %s. "+
+		"RSS just after the runs is mostly wireguard-go's packet buffers kept in sync.Pool, which Go frees after two collections (an idle program collects every 2 minutes)",
+		st.roles, fmtRSS(st.rss["after throughput"]), settleAfter, fmtRSS(st.rss["settled"])))
 	return row
 }
 
