@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -241,6 +242,8 @@ func reachabilityWarnings(p Platform, n NetInfo, cfg *Config, urlGiven bool, rer
 		}
 	}
 
+	ws = append(ws, schemeWarnings(cfg, urlClass, rerun)...)
+
 	switch urlClass {
 	case addrPrivate, addrLoopback, addrLinkLocal, addrCGNAT:
 		if addrClass(wan) == addrPublic || urlGiven || urlClass == addrLoopback {
@@ -258,6 +261,57 @@ func reachabilityWarnings(p Platform, n NetInfo, cfg *Config, urlGiven bool, rer
 			"If your ISP offers IPv6, enable it on your router and run homenet init again.")
 	}
 	return ws
+}
+
+// schemeWarnings checks the server URL's scheme against what Tailscale
+// clients do: after one failed connection to a server on a public address
+// they dial only Noise over TLS, on port 443 or the https URL's port, and
+// trust only a real certificate (tailscale/tailscale#13597).
+func schemeWarnings(cfg *Config, urlClass, rerun string) []Warning {
+	u, err := url.Parse(cfg.Server.URL)
+	if err != nil {
+		return nil
+	}
+	switch {
+	case u.Scheme == "http" && urlClass == addrPublic:
+		return []Warning{{Code: "public-http-url",
+			Message: fmt.Sprintf("The server URL %s is plain http on a public address or name: Tailscale clients use it only until their first failed connection (a homenet restart, a network change). "+
+				"After that they insist on TLS with a certificate they trust, and phones stay disconnected.", cfg.Server.URL),
+			Fix: fmt.Sprintf("Give this host a DNS name (a dynamic-DNS name works), forward TCP 80 and 443 to it and run %s --server-url https://NAME; "+
+				"see \"Phones on the internet\" in docs/config.md.", rerun)}}
+	case u.Scheme == "https" && cfg.Relay.Enabled && cmp.Or(u.Port(), "443") != portOf(cfg.Relay.Listen):
+		port := cmp.Or(u.Port(), "443")
+		return []Warning{{Code: "https-port",
+			Message: fmt.Sprintf("The server URL %s is https, so clients dial TLS on port %s, but the relay, whose TLS listener serves control too, listens on port %s.", cfg.Server.URL, port, portOf(cfg.Relay.Listen)),
+			Fix: fmt.Sprintf("Forward TCP %s on your router to port %s of this host, or set relay.listen = \":%s\" and server.listen = \":80\" "+
+				"(on OpenWrt, Synology and QNAP the web interface holds 80 and 443: forward instead).", port, portOf(cfg.Relay.Listen), port)}}
+	}
+	return nil
+}
+
+// httpsListeners puts the listeners where clients of an https:// server
+// dial: Noise over plain HTTP on :80 first, then over TLS on :443, which
+// the relay's listener answers with a Let's Encrypt certificate for the
+// URL's name. It moves only default ports, and not on platforms whose web
+// interface holds 80 and 443. It reports whether it moved them.
+func httpsListeners(c *Config, p Platform) bool {
+	u, err := url.Parse(c.Server.URL)
+	if err != nil || u.Scheme != "https" || u.Port() != "" || !c.Relay.Enabled {
+		return false
+	}
+	if _, err := netip.ParseAddr(u.Hostname()); err == nil {
+		return false // no certificate clients trust for an address
+	}
+	switch p.Kind {
+	case PlatformOpenWrt, PlatformSynology, PlatformQNAP:
+		return false
+	}
+	def := DefaultConfig()
+	if c.Server.Listen != def.Server.Listen || c.Relay.Listen != def.Relay.Listen {
+		return false
+	}
+	c.Server.Listen, c.Relay.Listen = ":80", ":443"
+	return true
 }
 
 // exposedPort is a port phones need to reach.

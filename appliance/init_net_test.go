@@ -97,13 +97,25 @@ func TestReachabilityWarnings(t *testing.T) {
 		{
 			name: "router with a public WAN and IPv6", p: openwrt,
 			n:   withV6(netOf("wan", "198.51.100.4/24", "192.168.1.0/24"), "2001:db8:1::4"),
-			url: "http://198.51.100.4:8080",
+			url: "https://home.example.net:8443",
+		},
+		{
+			name: "router with a public WAN and a plain http URL", p: openwrt,
+			n:   withV6(netOf("wan", "198.51.100.4/24", "192.168.1.0/24"), "2001:db8:1::4"),
+			url: "http://198.51.100.4:8080", want: []string{"public-http-url"},
+			wantText: []string{"first failed connection", "--server-url https://NAME"},
+		},
+		{
+			name: "router with an https URL on the default port", p: openwrt,
+			n:   withV6(netOf("wan", "198.51.100.4/24", "192.168.1.0/24"), "2001:db8:1::4"),
+			url: "https://home.example.net", want: []string{"https-port"},
+			wantText: []string{"port 443", "listens on port 8443", "Forward TCP 443 on your router to port 8443"},
 		},
 		{
 			name: "Pi with a public WAN must open its firewall", p: pi,
 			n:    withV6(netOf("eth0", "198.51.100.4/24"), "2001:db8:1::4"),
 			url:  "http://198.51.100.4:8080",
-			want: []string{"open-ports"}, wantText: []string{"TCP 8080 (control), TCP 8443 (relay), UDP 3478 (STUN) and UDP 41641 (WireGuard)"},
+			want: []string{"open-ports", "public-http-url"}, wantText: []string{"TCP 8080 (control), TCP 8443 (relay), UDP 3478 (STUN) and UDP 41641 (WireGuard)"},
 		},
 		{
 			name: "router in ISP CGNAT with IPv6", p: openwrt,
@@ -132,8 +144,8 @@ func TestReachabilityWarnings(t *testing.T) {
 		{
 			name: "Pi on the home LAN with a DNS name given", p: pi,
 			n:   netOf("eth0", "192.168.1.20/24", "192.168.1.0/24"),
-			url: "http://home.example.net:8080", urlGiven: true, want: []string{"behind-nat", "no-ipv6"},
-			wantText: []string{"forward"}, notText: []string{"--server-url"},
+			url: "http://home.example.net:8080", urlGiven: true, want: []string{"behind-nat", "public-http-url", "no-ipv6"},
+			wantText: []string{"forward"}, notText: []string{"--server-url http://"},
 		},
 		{
 			name: "Pi on the home LAN, STUN saw the public address", p: pi,
@@ -142,8 +154,8 @@ func TestReachabilityWarnings(t *testing.T) {
 				n.Public, n.STUNServer = netip.MustParseAddr("203.0.113.50"), "stun.example"
 				return n
 			}(),
-			url: "http://203.0.113.50:8080", want: []string{"behind-nat", "no-ipv6"},
-			wantText: []string{"saw your public address as 203.0.113.50", "forward"}, notText: []string{"--server-url"},
+			url: "http://203.0.113.50:8080", want: []string{"behind-nat", "public-http-url", "no-ipv6"},
+			wantText: []string{"saw your public address as 203.0.113.50", "forward"}, notText: []string{"--server-url http://"},
 		},
 		{
 			name: "private URL given on a public host", p: pi,
@@ -216,5 +228,39 @@ func TestSTUNProbe(t *testing.T) {
 	res, err := Init(context.Background(), InitOptions{Root: makeRoot(t, pcase), NoService: true, Net: &n, STUNServer: pc.LocalAddr().String()})
 	if err != nil || res.ServerURL != "http://203.0.113.9:8080" || res.Network.Public != netip.MustParseAddr("203.0.113.9") {
 		t.Errorf("Init with STUN: %v, URL %s, network %+v", err, res.ServerURL, res.Network)
+	}
+}
+
+func TestHTTPSListeners(t *testing.T) {
+	pi, openwrt := Platform{Kind: PlatformSystemd}, Platform{Kind: PlatformOpenWrt}
+	tests := []struct {
+		name        string
+		p           Platform
+		url         string
+		relayListen string
+		want        [2]string // server.listen, relay.listen after
+	}{
+		{"https name on a Pi", pi, "https://home.example.net", ":8443", [2]string{":80", ":443"}},
+		{"http URL", pi, "http://home.example.net:8080", ":8443", [2]string{":8080", ":8443"}},
+		{"https with a port", pi, "https://home.example.net:8443", ":8443", [2]string{":8080", ":8443"}},
+		{"https on an address", pi, "https://198.51.100.4", ":8443", [2]string{":8080", ":8443"}},
+		{"OpenWrt, where LuCI holds 443", openwrt, "https://home.example.net", ":8443", [2]string{":8080", ":8443"}},
+		{"a port the user chose", pi, "https://home.example.net", ":9443", [2]string{":8080", ":9443"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Server.URL, c.Relay.Listen = tt.url, tt.relayListen
+			moved := httpsListeners(&c, tt.p)
+			if got := [2]string{c.Server.Listen, c.Relay.Listen}; got != tt.want {
+				t.Errorf("listeners %q, want %q", got, tt.want)
+			}
+			if moved != (tt.want[1] == ":443") {
+				t.Errorf("httpsListeners reported %v", moved)
+			}
+			if moved && len(schemeWarnings(&c, addrPublic, "homenet init")) != 0 {
+				t.Errorf("warnings after moving: %+v", schemeWarnings(&c, addrPublic, "homenet init"))
+			}
+		})
 	}
 }

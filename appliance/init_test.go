@@ -825,3 +825,39 @@ func TestInitService(t *testing.T) {
 		})
 	}
 }
+
+// An https:// URL with a DNS name moves the listeners to where clients of
+// such a server dial, on a host whose web interface doesn't hold them.
+func TestInitHTTPSURL(t *testing.T) {
+	for _, pc := range platformCases() {
+		if pc.wantKind != PlatformSystemd && pc.wantKind != PlatformOpenWrt {
+			continue
+		}
+		t.Run(pc.name, func(t *testing.T) {
+			root := makeRoot(t, pc)
+			opts := InitOptions{Root: root, NoService: true, Net: &pc.net, Now: fixedNow, ServerURL: "https://home.example.net"}
+			res, err := Init(context.Background(), opts)
+			if err != nil {
+				t.Fatalf("Init: %v", err)
+			}
+			cfg, err := LoadConfig(filepath.Join(root, pc.wantCfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var codes []string
+			for _, w := range res.Warnings {
+				codes = append(codes, w.Code)
+			}
+			moved := pc.wantKind == PlatformSystemd
+			if got := cfg.Server.Listen == ":80" && cfg.Relay.Listen == ":443"; got != moved {
+				t.Errorf("server.listen %q, relay.listen %q; moved to :80/:443 = %v, want %v", cfg.Server.Listen, cfg.Relay.Listen, got, moved)
+			}
+			if slices.Contains(codes, "https-port") == moved || slices.Contains(codes, "public-http-url") {
+				t.Errorf("warnings %q", codes)
+			}
+			if res2, err := Init(context.Background(), opts); err != nil || res2.Changed {
+				t.Errorf("second run: changed %v, err %v", res2.Changed, err)
+			}
+		})
+	}
+}
