@@ -175,15 +175,7 @@ func reachabilityWarnings(p Platform, n NetInfo, cfg *Config, urlGiven bool, rer
 	add := func(code, msg, fix string) { ws = append(ws, Warning{Code: code, Message: msg, Fix: fix}) }
 	ports := portList(cfg)
 	wan := n.WANIPv4()
-	urlHost := ""
-	if u, err := url.Parse(cfg.Server.URL); err == nil {
-		urlHost = u.Hostname()
-	}
-	urlAddr, _ := netip.ParseAddr(urlHost)
-	urlClass := addrClass(urlAddr)
-	if !urlAddr.IsValid() && urlHost != "" {
-		urlClass = addrPublic // a DNS name; assume it resolves to where phones can go
-	}
+	urlAddr, urlClass := serverURLClass(cfg.Server.URL)
 	// The user named a public address or name: don't tell them to.
 	serverURLFix := func(what string) string {
 		if urlGiven && urlClass == addrPublic {
@@ -261,6 +253,27 @@ func reachabilityWarnings(p Platform, n NetInfo, cfg *Config, urlGiven bool, rer
 			"If your ISP offers IPv6, enable it on your router and run homenet init again.")
 	}
 	return ws
+}
+
+// serverURLClass returns the address in a server URL and its class; a DNS
+// name counts as public, assuming it resolves to where phones can go.
+func serverURLClass(serverURL string) (netip.Addr, string) {
+	u, err := url.Parse(serverURL)
+	if err != nil || u.Hostname() == "" {
+		return netip.Addr{}, addrNone
+	}
+	a, err := netip.ParseAddr(u.Hostname())
+	if err != nil {
+		return a, addrPublic
+	}
+	return a, addrClass(a)
+}
+
+// SchemeWarnings is schemeWarnings for `homenet serve`, which has no
+// network detection: only what the config itself shows.
+func SchemeWarnings(cfg *Config) []Warning {
+	_, class := serverURLClass(cfg.Server.URL)
+	return schemeWarnings(cfg, class, "homenet init")
 }
 
 // schemeWarnings checks the server URL's scheme against what Tailscale

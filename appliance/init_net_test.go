@@ -264,3 +264,28 @@ func TestHTTPSListeners(t *testing.T) {
 		})
 	}
 }
+
+func TestSchemeWarnings(t *testing.T) {
+	tests := []struct {
+		url, relayListen string
+		want             string // the warning's code, or ""
+	}{
+		{"http://192.168.1.2:8080", ":8443", ""},
+		{"http://198.51.100.4:8080", ":8443", "public-http-url"},
+		{"http://home.example.net:8080", ":8443", "public-http-url"},
+		{"https://home.example.net", ":443", ""},
+		{"https://home.example.net", ":8443", "https-port"},
+		{"https://home.example.net:8443", ":8443", ""},
+	}
+	for _, tt := range tests {
+		c := DefaultConfig()
+		c.Server.URL, c.Relay.Listen = tt.url, tt.relayListen
+		var got string
+		if ws := SchemeWarnings(&c); len(ws) > 0 {
+			got = ws[0].Code
+		}
+		if got != tt.want {
+			t.Errorf("SchemeWarnings(%s, relay %s) = %q, want %q", tt.url, tt.relayListen, got, tt.want)
+		}
+	}
+}

@@ -36,6 +36,9 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	for _, w := range SchemeWarnings(&cfg) {
+		logger.Warn("homenet: "+w.Message, "fix", w.Fix, "code", w.Code)
+	}
 	prefix4, _ := cfg.Prefix4()
 	keyExpiry, _ := cfg.NodeKeyExpiry()
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
