@@ -269,9 +269,9 @@ func serverURLClass(serverURL string) (netip.Addr, string) {
 	return a, addrClass(a)
 }
 
-// SchemeWarnings is schemeWarnings for `homenet serve`, which has no
+// urlSchemeWarnings is schemeWarnings for `homenet serve`, which has no
 // network detection: only what the config itself shows.
-func SchemeWarnings(cfg *Config) []Warning {
+func urlSchemeWarnings(cfg *Config) []Warning {
 	_, class := serverURLClass(cfg.Server.URL)
 	return schemeWarnings(cfg, class, "homenet init")
 }

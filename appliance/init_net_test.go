@@ -281,11 +281,11 @@ func TestSchemeWarnings(t *testing.T) {
 		c := DefaultConfig()
 		c.Server.URL, c.Relay.Listen = tt.url, tt.relayListen
 		var got string
-		if ws := SchemeWarnings(&c); len(ws) > 0 {
+		if ws := urlSchemeWarnings(&c); len(ws) > 0 {
 			got = ws[0].Code
 		}
 		if got != tt.want {
-			t.Errorf("SchemeWarnings(%s, relay %s) = %q, want %q", tt.url, tt.relayListen, got, tt.want)
+			t.Errorf("urlSchemeWarnings(%s, relay %s) = %q, want %q", tt.url, tt.relayListen, got, tt.want)
 		}
 	}
 }

@@ -36,7 +36,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	for _, w := range SchemeWarnings(&cfg) {
+	for _, w := range urlSchemeWarnings(&cfg) {
 		logger.Warn("homenet: "+w.Message, "fix", w.Fix, "code", w.Code)
 	}
 	prefix4, _ := cfg.Prefix4()
@@ -194,7 +194,7 @@ func localControlURL(listen string) string {
 }
 
 // LimitMemory gives the Go runtime a soft memory limit from the machine's
-// RAM (MemoryLimit), unless GOMEMLIMIT is set, and logs the limit. Without
+// RAM (memoryLimit), unless GOMEMLIMIT is set, and logs the limit. Without
 // one, the heap may grow to twice its live size: after a few seconds of
 // traffic through the gateway, RSS was 350 to 650 MiB in the bench lab,
 // which a router with 128 or 256 MiB of RAM cannot give. Near the limit, Go collects
@@ -210,7 +210,7 @@ func LimitMemory(logger *slog.Logger) {
 		logger.Warn("homenet: no soft memory limit: reading the RAM size", "err", err)
 		return
 	}
-	limit := MemoryLimit(ram)
+	limit := memoryLimit(ram)
 	debug.SetMemoryLimit(limit)
 	logger.Info("homenet: soft memory limit from the RAM size (GOMEMLIMIT overrides)",
 		"limit", fmt.Sprintf("%dMiB", limit>>20), "ram", fmt.Sprintf("%dMiB", ram>>20))
@@ -241,12 +241,12 @@ func totalRAM() (uint64, error) {
 // garbage back to back even when idle: with 32 MiB, ten times a second.
 const minMemoryLimit = 64 << 20
 
-// MemoryLimit returns the soft memory limit for a machine with ram bytes of
+// memoryLimit returns the soft memory limit for a machine with ram bytes of
 // RAM: a quarter of it, leaving the rest to the kernel, the page cache
 // (homenet's own binary pages, 20 MiB of its idle RSS, are not counted) and
 // the router's other services; but at least minMemoryLimit, or half the RAM
 // if that is less.
-func MemoryLimit(ram uint64) int64 {
+func memoryLimit(ram uint64) int64 {
 	return int64(max(ram/4, min(minMemoryLimit, ram/2)))
 }
 

@@ -16,8 +16,8 @@ func TestMemoryLimit(t *testing.T) {
 		{24 << 30, 6 << 30},          // a quarter on a server too
 		{3_000_000_001, 750_000_000}, // not rounded
 	} {
-		if got := MemoryLimit(tt.ram); got != tt.want {
-			t.Errorf("MemoryLimit(%d MiB) = %d MiB, want %d MiB", tt.ram/mib, got/mib, tt.want/mib)
+		if got := memoryLimit(tt.ram); got != tt.want {
+			t.Errorf("memoryLimit(%d MiB) = %d MiB, want %d MiB", tt.ram/mib, got/mib, tt.want/mib)
 		}
 	}
 }

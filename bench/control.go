@@ -341,7 +341,7 @@ func fetchProfile(ctx context.Context, url, path string) error {
 	defer res.Body.Close()
 	if res.StatusCode != 200 {
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-		return fmt.Errorf("%s: %s", res.Status, b)
+		return fmt.Errorf("%s: %s: %s", url, res.Status, b)
 	}
 	f, err := os.Create(path)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -179,25 +178,9 @@ func helperFetch(args []string) error {
 	if fs.NArg() != 2 {
 		return errors.New("helper fetch: want URL FILE")
 	}
-	c := &http.Client{Timeout: *timeout}
-	res, err := c.Get(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != 200 {
-		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-		return fmt.Errorf("%s: %s: %s", fs.Arg(0), res.Status, msg)
-	}
-	f, err := os.Create(fs.Arg(1))
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, res.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	return fetchProfile(ctx, fs.Arg(0), fs.Arg(1))
 }
 
 // helperStartup starts a command, polls every URL every 2 ms until each

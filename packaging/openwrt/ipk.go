@@ -33,13 +33,7 @@ import (
 //go:embed files
 var files embed.FS
 
-func file(name string) []byte {
-	b, err := files.ReadFile("files/" + name)
-	if err != nil {
-		panic(err) // embedded
-	}
-	return b
-}
+func file(name string) []byte { return archive.Embedded(files, "files/"+name) }
 
 // Paths on the router.
 const (

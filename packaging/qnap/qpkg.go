@@ -38,13 +38,7 @@ import (
 //go:embed files
 var files embed.FS
 
-func file(name string) []byte {
-	b, err := files.ReadFile("files/" + name)
-	if err != nil {
-		panic(err) // embedded
-	}
-	return b
-}
+func file(name string) []byte { return archive.Embedded(files, "files/"+name) }
 
 // ServiceProgram is the service script in the package's directory.
 const ServiceProgram = "homenet.sh"

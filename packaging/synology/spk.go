@@ -36,13 +36,7 @@ import (
 //go:embed files
 var files embed.FS
 
-func file(name string) []byte {
-	b, err := files.ReadFile("files/" + name)
-	if err != nil {
-		panic(err) // embedded
-	}
-	return b
-}
+func file(name string) []byte { return archive.Embedded(files, "files/"+name) }
 
 // OSMinVer is the oldest DSM the package installs on: DSM 7.0 (packages
 // run as their own user from 7.0 on).

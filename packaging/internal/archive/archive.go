@@ -12,6 +12,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"slices"
@@ -42,6 +43,16 @@ type Tree struct {
 	// Prefix is put before every name, such as "./" for the layouts opkg
 	// and QDK write.
 	Prefix string
+}
+
+// Embedded returns the file at name in fsys, a package's embedded files.
+// A missing one is a mistake in the build itself, so it panics.
+func Embedded(fsys fs.FS, name string) []byte {
+	b, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // AddDir adds a directory.
