@@ -22,8 +22,9 @@ import (
 
 // An ACME certificate authority inside the lab: Debian's pebble test server
 // (apt-get install -y pebble), validating for real. It resolves names through
-// a DNS responder of its own and checks TLS-ALPN-01 on port 443 of the
-// address it finds, as Let's Encrypt would on the internet.
+// a DNS responder of its own (CA) or through a lab bind9 (CAWithDNS), and
+// checks TLS-ALPN-01 on port 443 of the address it finds, as Let's Encrypt
+// would on the internet.
 
 // Ports of the CA host.
 const (
@@ -73,6 +74,29 @@ func PebbleBinary(t testing.TB) string {
 func (l *Lab) CA(h *Host, records ...string) *CA {
 	l.t.Helper()
 	bin := PebbleBinary(l.t)
+	dnsArgs := []string{"dns-serve", "-listen", "127.0.0.1:53"}
+	for _, r := range records {
+		dnsArgs = append(dnsArgs, "-record", r)
+	}
+	h.LabtoolServer(dnsArgs...)
+	return l.startCA(h, bin, "127.0.0.1:53")
+}
+
+// CAWithDNS starts pebble in h like CA, but pebble resolves every name
+// through dns, as Let's Encrypt resolves through the real DNS: DNS-01 TXT
+// records, and A/AAAA records for TLS-ALPN-01 and HTTP-01. h's
+// /etc/resolv.conf points at dns too. It skips the test if pebble is not
+// installed.
+func (l *Lab) CAWithDNS(h *Host, dns *BIND) *CA {
+	l.t.Helper()
+	bin := PebbleBinary(l.t)
+	dns.UseAsResolver(h)
+	return l.startCA(h, bin, dns.Addrs[0].String())
+}
+
+// startCA starts pebble in h with its DNS server at dnsServer (host:port).
+func (l *Lab) startCA(h *Host, bin, dnsServer string) *CA {
+	l.t.Helper()
 	addr := h.Addr()
 
 	// Pebble's own HTTPS certificate, for its address, from a throwaway
@@ -88,12 +112,6 @@ func (l *Lab) CA(h *Host, records ...string) *CA {
 		}
 	}
 	h.SetEnv("SSL_CERT_FILE=" + h.Dir + "/api-ca.pem") // for fetching the root below
-
-	dnsArgs := []string{"dns-serve", "-listen", "127.0.0.1:53"}
-	for _, r := range records {
-		dnsArgs = append(dnsArgs, "-record", r)
-	}
-	h.LabtoolServer(dnsArgs...)
 
 	conf, err := json.MarshalIndent(map[string]any{"pebble": map[string]any{
 		"listenAddress":                  netip.AddrPortFrom(addr, PebblePort).String(),
@@ -121,7 +139,7 @@ func (l *Lab) CA(h *Host, records ...string) *CA {
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once, not after a random pause
 		"PEBBLE_VA_ALWAYS_VALID=0", // really connect to port 443
 		"PEBBLE_WFE_NONCEREJECT=0", // no random badNonce retries
-	}, bin, "-config", confPath, "-dnsserver", "127.0.0.1:53")
+	}, bin, "-config", confPath, "-dnsserver", dnsServer)
 	ca.Proc.DumpLines = 60
 
 	rootURL := fmt.Sprintf("https://%s/roots/0", netip.AddrPortFrom(addr, PebbleMgmtPort))
@@ -146,7 +164,7 @@ func (l *Lab) CA(h *Host, records ...string) *CA {
 	if err != nil {
 		l.t.Fatalf("pebble's root: %v", err)
 	}
-	l.t.Logf("lab: pebble ACME server at %s up in %v, issuing under %q", ca.Directory, took.Round(time.Millisecond), rc.Subject.CommonName)
+	l.t.Logf("lab: pebble ACME server at %s (DNS %s) up in %v, issuing under %q", ca.Directory, dnsServer, took.Round(time.Millisecond), rc.Subject.CommonName)
 
 	bundle := append(append([]byte{}, ca.Root...), apiCA...)
 	if sys, err := os.ReadFile(systemBundle); err == nil {

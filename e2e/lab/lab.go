@@ -12,6 +12,13 @@
 //	gw := l.Host("gw", inet.Link("198.51.100.1/24"))
 //	nat := l.NATRouter("nat1", inet.Link("198.51.100.11/24"), "10.1.0.1/24", lab.NATOpts{})
 //	phone := l.Host("p1", nat.LAN.Link("10.1.0.2/24")) // default route via 10.1.0.1
+//
+// IPv6 is there only when asked for (ipv6.go): Net.EnableIPv6 makes the
+// internet's owner a core router, Link.With6 gives a link an IPv6 address,
+// NATOpts.LAN6 and ISPRouter route a /64 to a LAN. BIND runs bind9 for a
+// zone with RFC 2136 updates, and CAWithDNS runs pebble resolving through
+// it. CGNATHome puts these together: a home behind carrier-grade NAT with
+// routed IPv6, phones on mobile networks, bind9 and pebble (cgnathome.go).
 package lab
 
 import (
@@ -117,20 +124,44 @@ type Net struct {
 	// Gateway is the owner's address on the bridge, if it has one; hosts
 	// that join get their default route through it unless told otherwise.
 	Gateway netip.Addr
+	// Gateway6 is the same for IPv6, set by EnableIPv6 (and by routers
+	// with an IPv6 LAN); it serves links that have an IPv6 address.
+	Gateway6 netip.Addr
 }
 
 // Link describes one interface of a host: which Net it is plugged into,
-// its address (CIDR) and, optionally, its default gateway.
+// its address (CIDR) and, optionally, its default gateway; and the same for
+// IPv6 when the link has an IPv6 address (see With6).
 type Link struct {
-	Net  *Net
-	Addr netip.Prefix
-	Gw   netip.Addr
+	Net   *Net
+	Addr  netip.Prefix
+	Gw    netip.Addr
+	Addr6 netip.Prefix
+	Gw6   netip.Addr
 }
 
 // Link returns a link into n with address addr (CIDR, e.g. "10.1.0.2/24");
 // its default route goes via n's Gateway when n has one.
 func (n *Net) Link(addr string) Link {
-	return Link{Net: n, Addr: netip.MustParsePrefix(addr), Gw: n.Gateway}
+	return Link{Net: n, Addr: netip.MustParsePrefix(addr), Gw: n.Gateway, Gw6: n.Gateway6}
+}
+
+// With6 returns lk with the IPv6 address addr6 (CIDR, e.g.
+// "2001:db8::5/64") besides its IPv4 one. The default IPv6 route goes via
+// the Net's Gateway6 when it has one; the address is usable at once (no
+// duplicate address detection).
+func (lk Link) With6(addr6 string) Link {
+	lk.Addr6 = netip.MustParsePrefix(addr6)
+	return lk
+}
+
+// Via6 returns lk with its default IPv6 route through gw ("" for none).
+func (lk Link) Via6(gw string) Link {
+	lk.Gw6 = netip.Addr{}
+	if gw != "" {
+		lk.Gw6 = netip.MustParseAddr(gw)
+	}
+	return lk
 }
 
 // Via returns lk with its default route through gw ("" for none).
@@ -155,7 +186,8 @@ type Host struct {
 	anchor *exec.Cmd // holds the mount namespace; commands enter via nsenter
 	ifaces int
 	addrs  []netip.Prefix
-	env    []string // set by SetEnv; guarded by lab.mu
+	addrs6 []netip.Prefix // global IPv6 addresses, in the order added
+	env    []string       // set by SetEnv; guarded by lab.mu
 }
 
 // Host creates a host with one interface per link. The first link with a
@@ -241,13 +273,22 @@ func (h *Host) AddLink(lk Link) {
 	h.MustRun("ip", "addr", "add", lk.Addr.String(), "dev", ifname)
 	h.MustRun("ip", "link", "set", ifname, "up")
 	h.addrs = append(h.addrs, lk.Addr)
-	if lk.Gw.IsValid() && !h.hasDefaultRoute() {
+	if lk.Gw.IsValid() && !h.hasDefaultRoute("-4") {
 		h.MustRun("ip", "route", "add", "default", "via", lk.Gw.String(), "dev", ifname)
+	}
+	if lk.Addr6.IsValid() {
+		h.MustRun("ip", "-6", "addr", "add", lk.Addr6.String(), "dev", ifname, "nodad")
+		h.addrs6 = append(h.addrs6, lk.Addr6)
+		if lk.Gw6.IsValid() && !h.hasDefaultRoute("-6") {
+			h.MustRun("ip", "-6", "route", "add", "default", "via", lk.Gw6.String(), "dev", ifname)
+		}
 	}
 }
 
-func (h *Host) hasDefaultRoute() bool {
-	out, _ := h.Run("ip", "-4", "route", "show", "default")
+// hasDefaultRoute reports whether h has a default route for family "-4"
+// or "-6".
+func (h *Host) hasDefaultRoute(family string) bool {
+	out, _ := h.Run("ip", family, "route", "show", "default")
 	return strings.TrimSpace(out) != ""
 }
 
@@ -286,12 +327,21 @@ type NATOpts struct {
 	// random source port, so the NAT behaves like a "hard" (symmetric)
 	// NAT and direct paths cannot form through it.
 	RandomFully bool
+	// LAN6, when set (CIDR, e.g. "2001:db8:201::1/64"), also routes a
+	// global IPv6 prefix to the LAN, untranslated, behind a stateful
+	// firewall as on mobile networks: replies come in, new connections
+	// from the WAN do not. The router takes this address on lan0; the WAN
+	// link needs an IPv6 address on a Net with IPv6 (see Net.EnableIPv6),
+	// whose owner gets a route for the prefix. See NATRouter.AddPrefix6.
+	LAN6 string
 }
 
 // NATRouter is a host that masquerades its LAN behind its WAN address.
 type NATRouter struct {
 	*Host
 	LAN *Net
+
+	wan Link
 }
 
 // NATRouter creates a router with WAN interface eth0 on wan and a LAN
@@ -300,8 +350,22 @@ type NATRouter struct {
 // is MASQUERADEd; unsolicited traffic from the WAN is dropped.
 func (l *Lab) NATRouter(name string, wan Link, lan string, opts NATOpts) *NATRouter {
 	l.t.Helper()
+	r := l.natRouter(name, wan, lan, opts)
+	if opts.LAN6 != "" {
+		r.AddPrefix6(opts.LAN6)
+		// Stateful, like a mobile network's: only what the LAN asked for
+		// comes in. (INPUT stays open: neighbour discovery needs it.)
+		r.MustRun("ip6tables", "-A", "FORWARD", "-i", "eth0", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+		r.MustRun("ip6tables", "-A", "FORWARD", "-i", "eth0", "-j", "DROP")
+	}
+	return r
+}
+
+// natRouter is NATRouter without IPv6.
+func (l *Lab) natRouter(name string, wan Link, lan string, opts NATOpts) *NATRouter {
+	l.t.Helper()
 	h := l.Host(name, wan)
-	r := &NATRouter{Host: h, LAN: h.Bridge("lan0", lan)}
+	r := &NATRouter{Host: h, LAN: h.Bridge("lan0", lan), wan: wan}
 	h.EnableForwarding()
 	args := []string{"iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "MASQUERADE"}
 	if opts.RandomFully {
@@ -459,12 +523,17 @@ func (h *Host) Labtool(timeout time.Duration, args ...string) (string, error) {
 func (h *Host) LabtoolServer(args ...string) *Proc {
 	t := h.lab.t
 	t.Helper()
-	p := h.Start(args[0], nil, append([]string{LabtoolBinary(t)}, args...)...)
+	bin := LabtoolBinary(t)
+	// Servers of one kind in one host share a log: wait for one more
+	// "listening on" than there was.
+	logPath := fmt.Sprintf("%s/%s.log", h.Dir, args[0])
+	before, _ := os.ReadFile(logPath)
+	p := h.Start(args[0], nil, append([]string{bin}, args...)...)
 	WaitFor(t, 10*time.Second, args[0]+" on "+h.Name+" to listen", func() error {
 		if exited, err := p.Exited(); exited {
 			return fmt.Errorf("exited: %v\n%s", err, p.Log())
 		}
-		if !strings.Contains(p.Log(), "listening on") {
+		if strings.Count(p.Log(), "listening on") <= strings.Count(string(before), "listening on") {
 			return fmt.Errorf("not listening yet")
 		}
 		return nil
