@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"homenet/ddns/provider"
+
 	"github.com/BurntSushi/toml"
 )
 
@@ -25,6 +27,7 @@ type Config struct {
 	Relay    RelayConfig   `toml:"relay"`
 	Tailnet  TailnetConfig `toml:"tailnet"`
 	Gateway  GatewayConfig `toml:"gateway"`
+	DDNS     DDNSConfig    `toml:"ddns"`
 }
 
 // ServerConfig configures the coordination server.
@@ -77,6 +80,32 @@ type GatewayConfig struct {
 	Masquerade bool `toml:"masquerade"`
 }
 
+// DDNSConfig keeps a DNS name pointing at this host: its A record at the
+// public IPv4 address, if the host has one, and its AAAA record at its
+// stable global IPv6 address. The same provider answers the relay's ACME
+// DNS-01 challenges when the relay's hostname is in the zone.
+type DDNSConfig struct {
+	// Provider is "alidns", "dnspod", "cloudflare" or "rfc2136"; empty
+	// turns dynamic DNS off.
+	Provider string `toml:"provider"`
+	// Name is the DNS name to keep current, such as "home.example.net".
+	Name string `toml:"name"`
+	// Zone is the zone at the provider that holds Name. Empty means Name
+	// without its first label.
+	Zone string `toml:"zone"`
+	// CredentialsFile holds the provider's KEY=VALUE credentials, readable
+	// by its owner only. Empty means the environment.
+	CredentialsFile string `toml:"credentials_file"`
+	// IPv4 and IPv6 say whether homenet manages the name's A and AAAA
+	// records. A managed A record is removed while the host has no public
+	// IPv4 address, so clients don't dial a stale one.
+	IPv4 bool `toml:"ipv4"`
+	IPv6 bool `toml:"ipv6"`
+	// TTL is the records' TTL in seconds; 0 means the provider's usual
+	// minimum (600 for alidns and dnspod, 60 for the others).
+	TTL int `toml:"ttl"`
+}
+
 // FirewallKinds are the values gateway.firewall accepts.
 var FirewallKinds = []string{"auto", "iptables", "iptables-nft", "iptables-legacy", "nftables"}
 
@@ -100,6 +129,7 @@ func DefaultConfig() Config {
 			STUNListen: ":3478",
 		},
 		Gateway: GatewayConfig{ExitNode: true, Firewall: "auto", Masquerade: true},
+		DDNS:    DDNSConfig{IPv4: true, IPv6: true},
 	}
 }
 
@@ -177,7 +207,81 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("gateway.routes: %q is not a CIDR prefix", r)
 		}
 	}
+	return c.validateDDNS()
+}
+
+// validateDDNS checks the [ddns] section. The credentials are read at
+// start, not here: init writes configs for files that may not exist yet.
+func (c *Config) validateDDNS() error {
+	d := &c.DDNS
+	if d.Provider == "" {
+		if d.Name != "" {
+			return fmt.Errorf("ddns.provider: must be set when ddns.name is (one of %s)", strings.Join(provider.Names, ", "))
+		}
+		return nil
+	}
+	if !slices.Contains(provider.Names, d.Provider) {
+		return fmt.Errorf("ddns.provider: %q is not one of %s", d.Provider, strings.Join(provider.Names, ", "))
+	}
+	if !isDNSName(d.Name) {
+		return fmt.Errorf("ddns.name: %q is not a fully qualified DNS name such as home.example.net", d.Name)
+	}
+	zone := c.DDNSZone()
+	if !isDNSName(zone) {
+		return fmt.Errorf("ddns.zone: %q is not a DNS zone such as example.net", zone)
+	}
+	if !inZone(d.Name, zone) {
+		return fmt.Errorf("ddns.name: %q is not inside ddns.zone %q", d.Name, zone)
+	}
+	if !d.IPv4 && !d.IPv6 {
+		return errors.New("ddns.ipv4, ddns.ipv6: both are false, so there is nothing to publish")
+	}
+	if d.TTL < 0 || d.TTL > 86400 {
+		return fmt.Errorf("ddns.ttl: %d is not between 0 and 86400 seconds", d.TTL)
+	}
 	return nil
+}
+
+// DDNSZone returns ddns.zone, defaulted to ddns.name without its first
+// label, lower case and without a trailing dot.
+func (c *Config) DDNSZone() string {
+	if c.DDNS.Zone != "" {
+		return normName(c.DDNS.Zone)
+	}
+	_, parent, _ := strings.Cut(normName(c.DDNS.Name), ".")
+	return parent
+}
+
+// normName lower-cases a DNS name and drops its trailing dot.
+func normName(s string) string { return strings.TrimSuffix(strings.ToLower(s), ".") }
+
+// inZone reports whether name is zone or below it.
+func inZone(name, zone string) bool {
+	name, zone = normName(name), normName(zone)
+	return name == zone || strings.HasSuffix(name, "."+zone)
+}
+
+// isDNSName reports whether s is a DNS name of at least two labels, each
+// of letters, digits, hyphens and underscores.
+func isDNSName(s string) bool {
+	s = normName(s)
+	if len(s) == 0 || len(s) > 253 || !strings.Contains(s, ".") {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return false
+	}
+	return true
 }
 
 // Prefix4 returns the tailnet IPv4 prefix, defaulted.

@@ -83,6 +83,16 @@ prefix4 = ""
 		{name: "bad expiry", toml: "[tailnet]\nnode_key_expiry = \"soon\"\n", wantErr: "tailnet.node_key_expiry"},
 		{name: "tiny expiry", toml: "[tailnet]\nnode_key_expiry = \"1s\"\n", wantErr: "at least a minute"},
 		{name: "empty state dir", toml: "state_dir = \"\"\n", wantErr: "state_dir"},
+		{name: "ddns", toml: "[ddns]\nprovider = \"rfc2136\"\nname = \"home.example.net\"\n"},
+		{name: "ddns zone apex", toml: "[ddns]\nprovider = \"cloudflare\"\nname = \"example.net\"\nzone = \"example.net\"\n"},
+		{name: "ddns unknown provider", toml: "[ddns]\nprovider = \"godaddy\"\nname = \"home.example.net\"\n", wantErr: `ddns.provider: "godaddy" is not one of alidns, dnspod, cloudflare, rfc2136`},
+		{name: "ddns name without provider", toml: "[ddns]\nname = \"home.example.net\"\n", wantErr: "ddns.provider: must be set"},
+		{name: "ddns name not a name", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home\"\n", wantErr: "ddns.name"},
+		{name: "ddns name an address", toml: "[ddns]\nprovider = \"alidns\"\nname = \"192.0.2.1\"\n", wantErr: "ddns.name"},
+		{name: "ddns name outside zone", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home.example.net\"\nzone = \"example.org\"\n", wantErr: `ddns.name: "home.example.net" is not inside ddns.zone "example.org"`},
+		{name: "ddns zone suffix trap", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home.notexample.net\"\nzone = \"example.net\"\n", wantErr: "is not inside ddns.zone"},
+		{name: "ddns nothing to publish", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home.example.net\"\nipv4 = false\nipv6 = false\n", wantErr: "nothing to publish"},
+		{name: "ddns ttl", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home.example.net\"\nttl = -1\n", wantErr: "ddns.ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -67,7 +67,23 @@ type InitOptions struct {
 	AdminWait time.Duration
 	// Now is the clock, for backup names; nil means time.Now.
 	Now func() time.Time
+	// DDNS, when its Provider is set, keeps a DNS name pointing at this
+	// host, for a home without a public IPv4 address: the config gets the
+	// [ddns] section and, unless ServerURL is given, the server URL
+	// https://NAME:HTTPSPort with the relay's TLS listener on that port
+	// and a certificate by DNS-01. The credentials file is checked.
+	DDNS DDNSConfig
+	// HTTPSPort is the port of https://NAME:PORT with DDNS; empty means
+	// DefaultHTTPSPort.
+	HTTPSPort string
+	// ACMEDirectory and ACMEEmail set relay.acme_directory and
+	// relay.acme_email: a private CA, or Let's Encrypt's staging server.
+	ACMEDirectory, ACMEEmail string
 }
+
+// DefaultHTTPSPort is the port init puts https://NAME on when it sets up
+// dynamic DNS: ISPs block 80, 443 and often 8080 on home lines.
+const DefaultHTTPSPort = "8443"
 
 // InitResult is what Init did and what is left to the user.
 type InitResult struct {
@@ -82,6 +98,8 @@ type InitResult struct {
 	Steps        []Step    `json:"steps"`
 	Changed      bool      `json:"changed"`
 	Warnings     []Warning `json:"warnings"`
+	// Reachability is how phones away from home can reach this host.
+	Reachability Reachability `json:"reachability"`
 	// Next are commands the user still has to run, one per line.
 	Next       []string   `json:"next,omitempty"`
 	Onboarding Onboarding `json:"onboarding"`
@@ -230,6 +248,11 @@ func (in *initRun) run(ctx context.Context) error {
 	}
 	in.res.Network = n
 	in.logf("Network: %s", describeNetwork(n))
+	in.res.Reachability = in.reachability(n)
+	in.logf("Reachability: %s: %s", in.res.Reachability.Case, in.res.Reachability.Advice)
+	if err := in.checkDDNS(); err != nil {
+		return err
+	}
 
 	desired, urlWhy, err := in.decide(existing, n)
 	if err != nil {

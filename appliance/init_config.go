@@ -64,6 +64,9 @@ func (in *initRun) decide(existing *Config, n NetInfo) (Config, string, error) {
 		}
 	}
 
+	if why := in.applyDDNS(&c); why != "" {
+		urlWhy = why
+	}
 	if httpsListeners(&c, in.plat) {
 		in.logf("Server URL %s is https: control listens on %s (plain Noise) and the relay on %s (TLS, serving control too)", c.Server.URL, c.Server.Listen, c.Relay.Listen)
 	}

@@ -201,10 +201,17 @@ func reachabilityWarnings(p Platform, n NetInfo, cfg *Config, urlGiven bool, rer
 		msg := fmt.Sprintf("The WAN address %s is in 100.64.0.0/10: your ISP shares one public IPv4 address among many customers (carrier-grade NAT). "+
 			"Nothing on the internet can connect in, so phones away from home cannot reach the server or the relay over IPv4.", wan)
 		fix := "Ask your ISP for a public IPv4 address (many give one on request), enable IPv6 if your ISP offers it, or run homenet on a VPS with a public address."
-		if v6 != "" {
-			fix = fmt.Sprintf("This host has the global IPv6 address %s, which phones with IPv6 can reach: run %s --server-url http://[%s]:%s "+
-				"and allow %s in the router's IPv6 firewall. For phones without IPv6, ask your ISP for a public IPv4 address or run homenet on a VPS.",
-				v6, rerun, v6, portOf(cfg.Server.Listen), ports)
+		switch {
+		case v6 != "" && cfg.DDNS.Provider != "":
+			fix = fmt.Sprintf("Phones with IPv6 reach %s at this host's global IPv6 address %s, which [ddns] keeps in DNS: "+
+				"allow %s to this host in your router's IPv6 firewall. For phones without IPv6, run homenet on a VPS.",
+				cfg.Server.URL, v6, ports)
+		case v6 != "":
+			fix = fmt.Sprintf("This host has the global IPv6 address %s, which phones with IPv6 can reach, but it changes when your line reconnects: "+
+				"give it a DNS name kept current with %s --ddns PROVIDER --ddns-name NAME --ddns-credentials FILE, "+
+				"which also gets a certificate by DNS-01 and serves https://NAME:%s (see \"No public IPv4\" in docs/config.md), "+
+				"and allow the ports it prints in the router's IPv6 firewall. For phones without IPv6, run homenet on a VPS.",
+				v6, rerun, DefaultHTTPSPort)
 		}
 		add("cgnat", msg, fix)
 	case addrPrivate, addrLinkLocal, addrLoopback:
@@ -335,9 +342,16 @@ type exposedPort struct {
 // exposedPorts lists cfg's ports that phones need: control, relay, STUN and
 // the gateway's WireGuard port, as far as they are enabled.
 func exposedPorts(cfg *Config) []exposedPort {
-	ps := []exposedPort{{"tcp", portOf(cfg.Server.Listen), "control"}}
+	var ps []exposedPort
+	if !isLoopbackListen(cfg.Server.Listen) {
+		ps = append(ps, exposedPort{"tcp", portOf(cfg.Server.Listen), "control"})
+	}
 	if cfg.Relay.Enabled {
-		ps = append(ps, exposedPort{"tcp", portOf(cfg.Relay.Listen), "relay"})
+		role := "relay"
+		if u, err := url.Parse(cfg.Server.URL); err == nil && u.Scheme == "https" && cmp.Or(u.Port(), "443") == portOf(cfg.Relay.Listen) {
+			role = "control and relay"
+		}
+		ps = append(ps, exposedPort{"tcp", portOf(cfg.Relay.Listen), role})
 		if cfg.Relay.STUNListen != "" {
 			ps = append(ps, exposedPort{"udp", portOf(cfg.Relay.STUNListen), "STUN"})
 		}
@@ -346,6 +360,16 @@ func exposedPorts(cfg *Config) []exposedPort {
 		ps = append(ps, exposedPort{"udp", fmt.Sprint(wireGuardPort), "WireGuard"})
 	}
 	return ps
+}
+
+// isLoopbackListen reports whether a listen address is on loopback only.
+func isLoopbackListen(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return host == "localhost" || (err == nil && ip.IsLoopback())
 }
 
 // portList describes the ports phones need, as in "TCP 8080 (control),

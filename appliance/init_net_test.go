@@ -121,7 +121,7 @@ func TestReachabilityWarnings(t *testing.T) {
 			name: "router in ISP CGNAT with IPv6", p: openwrt,
 			n:   withV6(netOf("wan", "100.64.7.7/10", "192.168.1.0/24"), "2001:db8:1::1"),
 			url: "http://192.168.1.1:8080", want: []string{"cgnat"},
-			wantText: []string{"carrier-grade NAT", "--server-url http://[2001:db8:1::1]:8080", "IPv6 firewall", "VPS"},
+			wantText: []string{"carrier-grade NAT", "--ddns PROVIDER", "https://NAME:8443", "IPv6 firewall", "VPS"},
 		},
 		{
 			name: "router in ISP CGNAT without IPv6", p: openwrt,

@@ -23,7 +23,6 @@ import (
 	"homenet/relay"
 	"homenet/subnet"
 
-	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
 )
 
@@ -54,11 +53,22 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 
+	dnsProvider, ddnsUpdater, err := newDDNS(cfg, logger)
+	if err != nil {
+		return err
+	}
+	watch := startNetWatch(ctx, ddnsUpdater, logger)
+
 	// The relay asks control who may connect, and control tells the relay
 	// whom to drop; both are plain funcs so neither package knows the other.
 	var rl *relay.Relay
 	// Filled below as the parts start; `homenet status` shows them.
-	statusExtra := map[string]func() any{}
+	statusExtra := map[string]func() any{
+		"reachability": func() any { return watch.Reachability() },
+	}
+	if ddnsUpdater != nil {
+		statusExtra["ddns"] = func() any { return ddnsUpdater.Status() }
+	}
 	srv, err := control.New(ctx, control.Config{
 		ServerURL:       cfg.Server.URL,
 		Prefix4:         prefix4,
@@ -98,14 +108,16 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			// Clients of an https:// server, and of an http:// one on a
 			// public address after a failed dial, speak Noise over TLS on
 			// port 443: the relay's TLS listener serves control too.
-			Handler: handler,
+			Handler:     handler,
+			DNSProvider: dns01Provider(cfg, dnsProvider),
 		}, srv.Admit, logger)
 		if err != nil {
 			return err
 		}
 		defer rl.Close()
-		srv.SetDERPMap(&tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{rl.Region().RegionID: rl.Region()}})
+		followDERPMap(srv, rl.Region(), cfg, watch)
 		statusExtra["relay"] = func() any { return json.RawMessage(rl.ExpVar().String()) }
+		statusExtra["certificate"] = func() any { return rl.CertStatus() }
 	}
 
 	errc := make(chan error, 2)
@@ -138,7 +150,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		statusExtra["gateway_lan"] = func() any { return lan }
 	}
 
-	logger.Info("homenet: serving", "url", cfg.Server.URL, "listen", cfg.Server.Listen,
+	logger.Info("homenet: serving", "url", cfg.Server.URL, "listen", cfg.Server.Listen, "reachability", watch.Reachability().Case,
 		"relay", cfg.Relay.Enabled, "prefix4", prefix4, "admin_socket", cfg.AdminSocket())
 	select {
 	case <-ctx.Done():

@@ -2,65 +2,241 @@ package relay
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
 
-	"golang.org/x/crypto/acme"
-	"golang.org/x/crypto/acme/autocert"
+	"github.com/caddyserver/certmagic"
+	"github.com/libdns/libdns"
+	"github.com/mholt/acmez/v3"
 )
 
-// acmeCerts serves a publicly trusted certificate for a DNS hostname, obtained
-// and renewed by autocert. Validation is TLS-ALPN-01 on the DERP listener
-// itself, so no port 80 is needed; the ACME account and certificates are
-// cached in StateDir/acme.
-type acmeCerts struct {
-	m      *autocert.Manager
-	host   string
-	logger *slog.Logger
+// DNSProvider publishes and removes the TXT records of ACME DNS-01
+// challenges, the libdns way: zone is the zone's FQDN with a trailing dot and
+// record names are relative to it. Every libdns provider qualifies.
+type DNSProvider interface {
+	libdns.RecordAppender
+	libdns.RecordDeleter
 }
 
-// newACMECerts returns the ACME certificate source for host.
-func newACMECerts(cfg Config, host string, logger *slog.Logger) *acmeCerts {
-	return &acmeCerts{
-		host:   host,
-		logger: logger,
-		m: &autocert.Manager{
-			Prompt:     autocert.AcceptTOS,
-			HostPolicy: autocert.HostWhitelist(host),
-			Cache:      autocert.DirCache(filepath.Join(cfg.StateDir, "acme")),
-			Email:      cfg.ACMEEmail,
-			Client:     &acme.Client{DirectoryURL: cmp.Or(cfg.ACMEDirectory, acme.LetsEncryptURL)},
-		},
+// dnsPropagationTimeout bounds the wait for a challenge TXT record to show up
+// on Config.DNSResolvers; certmagic checks every 2 seconds.
+const dnsPropagationTimeout = 2 * time.Minute
+
+// acmeCerts serves a publicly trusted certificate for a DNS hostname, obtained
+// and renewed by certmagic. Validation is DNS-01 through Config.DNSProvider
+// when one is set (no inbound connection needed), TLS-ALPN-01 on the DERP
+// listener otherwise (no port 80 needed). HTTP-01 is never used.
+//
+// The ACME account and the certificate live in StateDir/certmagic and are
+// loaded at start, so a restart does not order again; certmagic's maintenance
+// renews in the background and the relay keeps serving the certificate it has
+// while ACME fails. StateDir/acme, autocert's cache before certmagic, is not
+// read: the first start after that upgrade orders one new certificate.
+type acmeCerts struct {
+	host      string
+	mode      string // CertModeTLSALPN01 or CertModeDNS01
+	directory string
+	logger    *slog.Logger
+	cache     *certmagic.Cache
+	magic     *certmagic.Config // set by newACMECerts, under mu for the cache's goroutine
+
+	mu    sync.Mutex
+	state acmeState
+}
+
+// acmeState is what certmagic's events told us, for CertStatus.
+type acmeState struct {
+	obtaining    bool
+	lastObtained time.Time
+	lastErr      string
+	lastErrAt    time.Time
+	nextRetry    time.Time
+	failures     int // consecutive failed attempts since the last success
+}
+
+// newACMECerts sets up certmagic for host. ln is the DERP listener's address,
+// where TLS-ALPN-01 validations arrive; ctx is the relay's lifetime.
+func newACMECerts(ctx context.Context, cfg Config, host string, ln net.Addr, logger *slog.Logger) (*acmeCerts, error) {
+	a := &acmeCerts{
+		host:      host,
+		mode:      CertModeTLSALPN01,
+		directory: cmp.Or(cfg.ACMEDirectory, certmagic.LetsEncryptProductionCA),
+		logger:    logger,
+	}
+	zl := newZapLogger(ctx, logger.With("component", "certmagic"))
+	iss := certmagic.ACMEIssuer{
+		CA:                        a.directory,
+		Email:                     cfg.ACMEEmail,
+		Agreed:                    true,
+		DisableHTTPChallenge:      true,
+		DisableDistributedSolvers: true, // one relay per StateDir
+		Logger:                    zl,
+	}
+	if cfg.DNSProvider != nil {
+		a.mode = CertModeDNS01
+		iss.DisableTLSALPNChallenge = true
+		iss.DNS01Solver = &certmagic.DNS01Solver{DNSManager: certmagic.DNSManager{
+			DNSProvider:        cfg.DNSProvider,
+			Resolvers:          slices.Clone(cfg.DNSResolvers),
+			PropagationTimeout: dnsPropagationTimeout,
+			Logger:             zl,
+		}}
+	} else {
+		// certmagic listens for TLS-ALPN-01 itself unless the address is
+		// taken; naming the DERP listener makes it leave the challenge
+		// to that listener, whose GetCertificate answers it.
+		h, p, err := net.SplitHostPort(ln.String())
+		if err != nil {
+			return nil, fmt.Errorf("relay: DERP listener address %q: %w", ln, err)
+		}
+		iss.ListenHost = h
+		if iss.AltTLSALPNPort, err = strconv.Atoi(p); err != nil {
+			return nil, fmt.Errorf("relay: DERP listener address %q: %w", ln, err)
+		}
+	}
+
+	// The cache runs the maintenance goroutine (renewals); every certificate
+	// in it is ours, so it always answers with our one config.
+	a.cache = certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return a.config(), nil },
+		Logger:           zl,
+	})
+	magic := certmagic.New(a.cache, certmagic.Config{
+		Storage:           &certmagic.FileStorage{Path: filepath.Join(cfg.StateDir, "certmagic")},
+		DefaultServerName: host, // for clients that send no SNI
+		OnEvent:           a.onEvent,
+		ShouldEmitFunc:    func(event string) bool { return event != "tls_get_certificate" },
+		Logger:            zl,
+	})
+	magic.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(magic, iss)}
+	a.mu.Lock()
+	a.magic = magic // published under mu for the maintenance goroutine
+	a.mu.Unlock()
+	return a, nil
+}
+
+func (a *acmeCerts) config() *certmagic.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.magic
+}
+
+// warmUp loads the stored certificate or starts obtaining one, in the
+// background; failures are retried with certmagic's back-off until ctx ends.
+// Until a certificate exists, handshakes fail.
+func (a *acmeCerts) warmUp(ctx context.Context) {
+	if err := a.magic.ManageAsync(ctx, []string{a.host}); err != nil {
+		a.logger.Error("relay: starting ACME certificate management failed", "host", a.host, "err", err)
 	}
 }
 
-// warmUp starts obtaining the certificate in the background, so the first
-// DERP client does not wait for issuance. The request cannot be cancelled
-// (autocert gives it a 5-minute deadline of its own); if it fails, the next
-// handshake retries after autocert's one-minute back-off.
-func (a *acmeCerts) warmUp() {
-	go func() {
-		// A hello that accepts ECDSA, like every DERP client does.
-		hello := &tls.ClientHelloInfo{
-			ServerName:   a.host,
-			CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+func (a *acmeCerts) close() { a.cache.Stop() }
+
+// onEvent records certmagic's progress for CertStatus. It is called
+// synchronously from certmagic's goroutines.
+func (a *acmeCerts) onEvent(ctx context.Context, event string, data map[string]any) error {
+	renewal, _ := data["renewal"].(bool)
+	switch event {
+	case "cert_obtaining":
+		a.mu.Lock()
+		a.state.obtaining, a.state.nextRetry = true, time.Time{}
+		a.mu.Unlock()
+		a.logger.Info("relay: obtaining ACME certificate", "host", a.host, "challenge", a.mode, "renewal", renewal)
+	case "cert_obtained":
+		a.mu.Lock()
+		a.state = acmeState{lastObtained: time.Now()}
+		a.mu.Unlock()
+		a.logger.Info("relay: ACME certificate obtained", "host", a.host, "renewal", renewal)
+	case "cert_failed":
+		err, _ := data["error"].(error)
+		if err == nil {
+			err = errors.New("unknown error")
 		}
-		if _, err := a.m.GetCertificate(hello); err != nil {
-			a.logger.Warn("relay: obtaining ACME certificate failed; retrying on the next handshake",
-				"host", a.host, "directory", a.m.Client.DirectoryURL, "err", err)
-			return
+		now := time.Now()
+		a.mu.Lock()
+		a.state.obtaining = false
+		if ctx.Err() != nil { // the relay is closing: not a failure worth reporting
+			a.mu.Unlock()
+			return nil
 		}
-		a.logger.Info("relay: ACME certificate ready", "host", a.host)
-	}()
+		a.state.failures++
+		a.state.lastErr, a.state.lastErrAt = err.Error(), now
+		a.state.nextRetry = now.Add(acmeRetryDelay(a.state.failures))
+		next := a.state.nextRetry
+		a.mu.Unlock()
+		a.logger.Warn("relay: obtaining ACME certificate failed; the current certificate, if any, stays in use",
+			"host", a.host, "renewal", renewal, "next_retry", next.Format(time.RFC3339), "err", err)
+	}
+	return nil
+}
+
+// acmeRetryDelay is how long certmagic waits after the failures-th
+// consecutive failure before trying again: its retryIntervals (async.go in
+// v0.25.6, unexported), used both by the first order and by renewals.
+func acmeRetryDelay(failures int) time.Duration {
+	const m, h = time.Minute, time.Hour
+	schedule := [...]time.Duration{
+		1 * m, 2 * m, 2 * m, 5 * m, 10 * m, 10 * m, 10 * m, 20 * m, 20 * m, 20 * m, 20 * m,
+		30 * m, 30 * m, 30 * m, 30 * m, 30 * m, 30 * m, 1 * h, 1 * h, 1 * h, 2 * h, 2 * h, 3 * h, 3 * h, 6 * h,
+	}
+	return schedule[min(max(failures, 1), len(schedule))-1]
+}
+
+func (a *acmeCerts) status() CertStatus {
+	a.mu.Lock()
+	st := a.state
+	a.mu.Unlock()
+	s := CertStatus{
+		Mode:         a.mode,
+		Names:        []string{a.host},
+		Directory:    a.directory,
+		LastObtained: st.lastObtained,
+		LastError:    st.lastErr,
+		LastErrorAt:  st.lastErrAt,
+		NextRetry:    st.nextRetry,
+		Obtaining:    st.obtaining,
+	}
+	if leaf := a.servedLeaf(); leaf != nil {
+		s.Issuer, s.NotBefore, s.NotAfter = leaf.Issuer.CommonName, leaf.NotBefore, leaf.NotAfter
+	}
+	return s
+}
+
+// servedLeaf returns the leaf of the cached certificate for the host that
+// expires last, or nil if none is loaded.
+func (a *acmeCerts) servedLeaf() *x509.Certificate {
+	var leaf *x509.Certificate
+	for _, c := range a.cache.AllMatchingCertificates(a.host) {
+		if c.Leaf != nil && (leaf == nil || c.Leaf.NotAfter.After(leaf.NotAfter)) {
+			leaf = c.Leaf
+		}
+	}
+	return leaf
 }
 
 func (a *acmeCerts) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return a.m.GetCertificate(hello)
+	return a.magic.GetCertificate(hello)
 }
 
-func (a *acmeCerts) alpn() []string { return []string{acme.ALPNProto} }
+func (a *acmeCerts) alpn() []string {
+	if a.mode == CertModeTLSALPN01 {
+		return []string{acmez.ACMETLS1Protocol}
+	}
+	return nil
+}
 
 func (a *acmeCerts) certName() string { return "" }
 
-func (a *acmeCerts) describe() string { return "ACME for " + a.host }
+func (a *acmeCerts) describe() string {
+	return fmt.Sprintf("%s for %s from %s", a.mode, a.host, a.directory)
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,20 +22,24 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/dns/dnsmessage"
+	"github.com/libdns/libdns"
+	"github.com/miekg/dns"
 	"tailscale.com/derp/derpconst"
 	"tailscale.com/types/key"
 )
 
-// acmeHost is the relay's DNS name in the ACME test. The .test TLD is
-// reserved (RFC 2606); pebble resolves it through serveDNS.
-const acmeHost = "relay.test"
+// The relay's DNS name in the ACME tests and its zone. The .test TLD is
+// reserved (RFC 2606); pebble and certmagic resolve it through serveDNS.
+const (
+	acmeZone = "home.test."
+	acmeHost = "relay.home.test"
+)
 
 // TestACMEWithPebble obtains a certificate from a local pebble ACME server
 // over TLS-ALPN-01 on the DERP port, verifies the served chain against
 // pebble's root, relays a packet with a client that trusts that root, and
-// checks that a restart serves the cached certificate without the CA.
-// Everything listens on 127.0.0.1.
+// checks that restarts serve the stored certificate without ordering again,
+// with the CA up and with it gone. Everything listens on 127.0.0.1.
 func TestACMEWithPebble(t *testing.T) {
 	if pebbleTLS.binary == "" {
 		t.Skip("pebble not found in PATH; install it (Debian: apt-get install pebble) to run the ACME test")
@@ -42,8 +47,8 @@ func TestACMEWithPebble(t *testing.T) {
 	logger := newTestLogger(t)
 
 	// Pebble validates for real (PEBBLE_VA_ALWAYS_VALID=0): it resolves
-	// relay.test through our DNS responder and dials the relay's TLS port.
-	dnsAddr := serveDNS(t, acmeHost, netip.MustParseAddr("127.0.0.1"))
+	// the relay's name through our DNS server and dials the relay's TLS port.
+	dnsAddr := serveDNS(t, map[string]netip.Addr{acmeHost + ".": netip.MustParseAddr("127.0.0.1")}, nil)
 	relayPort := freePort(t)
 	pb := startPebble(t, dnsAddr, relayPort)
 	roots := pb.roots(t)
@@ -65,17 +70,24 @@ func TestACMEWithPebble(t *testing.T) {
 		t.Fatalf("ACME region node = %+v, want HostName %q and no CertName/IPv4/IPv6", *node, acmeHost)
 	}
 
-	// The first handshake waits for issuance if the warm-up has not finished.
+	st := waitCert(t, r)
+	if st.Mode != CertModeTLSALPN01 || !slices.Equal(st.Names, []string{acmeHost}) || st.Directory != pb.directory ||
+		st.LastObtained.IsZero() || st.LastError != "" || st.Obtaining || st.Issuer == "" {
+		t.Errorf("CertStatus = %+v, want mode %s for %s from %s, obtained, no error", st, CertModeTLSALPN01, acmeHost, pb.directory)
+	}
 	leaf := dialACME(t, relayPort, roots)
 	if !slices.Equal(leaf.DNSNames, []string{acmeHost}) {
 		t.Fatalf("certificate names %v, want [%s]", leaf.DNSNames, acmeHost)
 	}
-	if entries, err := os.ReadDir(filepath.Join(stateDir, "acme")); err != nil || len(entries) == 0 {
-		t.Errorf("ACME cache %s/acme is empty (%v)", stateDir, err)
+	if !leaf.NotAfter.Equal(st.NotAfter) {
+		t.Errorf("CertStatus.NotAfter = %v, served certificate's = %v", st.NotAfter, leaf.NotAfter)
+	}
+	if entries, err := os.ReadDir(filepath.Join(stateDir, "certmagic")); err != nil || len(entries) == 0 {
+		t.Errorf("certmagic storage %s/certmagic is empty (%v)", stateDir, err)
 	}
 
 	// Real DERP clients, trusting pebble's root, through the DNS name.
-	// IPv4 is set only because relay.test is not in the system resolver.
+	// IPv4 is set only because the name is not in the system resolver.
 	region.Nodes[0].IPv4, region.Nodes[0].IPv6 = "127.0.0.1", "none"
 	tlsConf := &tls.Config{RootCAs: roots}
 	ca, cb := newClient(t, logger, a, region), newClient(t, logger, b, region)
@@ -88,15 +100,164 @@ func TestACMEWithPebble(t *testing.T) {
 	if p := recvPacket(t, cb); string(p.Data) != "over ACME" {
 		t.Fatalf("received %q, want %q", p.Data, "over ACME")
 	}
+	if n := pb.issued(); n != 1 {
+		t.Errorf("pebble issued %d certificates, want 1", n)
+	}
 
-	// A restart serves the cached certificate, without asking the CA.
+	// Restarts serve the stored certificate and order nothing, whether the
+	// CA is there (pebble counts what it issues) or gone (an order would
+	// fail and show up as LastError).
 	r.Close()
-	pb.stop()
 	cfg.Listen = "127.0.0.1:0"
-	r2 := startRelay(t, logger, cfg, reg.admit)
-	again := dialACME(t, r2.Region().Nodes[0].DERPPort, roots)
-	if !again.Equal(leaf) {
-		t.Errorf("after restart the relay serves serial %v, want the cached %v", again.SerialNumber, leaf.SerialNumber)
+	for _, caUp := range []bool{true, false} {
+		if !caUp {
+			pb.stop()
+		}
+		r := startRelay(t, logger, cfg, reg.admit)
+		waitCert(t, r)
+		again := dialACME(t, r.Region().Nodes[0].DERPPort, roots)
+		if !again.Equal(leaf) {
+			t.Errorf("CA up %v: after restart the relay serves serial %v, want the stored %v", caUp, again.SerialNumber, leaf.SerialNumber)
+		}
+		// certmagic decides whether to renew right after loading the
+		// certificate; give a wrong decision time to show.
+		time.Sleep(time.Second)
+		if st := r.CertStatus(); st.Obtaining || st.LastError != "" || !st.LastObtained.IsZero() {
+			t.Errorf("CA up %v: after restart CertStatus = %+v, want no order and no error", caUp, st)
+		}
+		if n := pb.issued(); n != 1 {
+			t.Errorf("CA up %v: pebble issued %d certificates in all, want 1", caUp, n)
+		}
+		r.Close()
+	}
+}
+
+// TestACMEDNS01WithPebble obtains a certificate over DNS-01: pebble reads the
+// challenge TXT record from our DNS server, where a fake DNS provider put it,
+// and validates neither TLS-ALPN-01 nor HTTP-01 on any port the relay uses.
+func TestACMEDNS01WithPebble(t *testing.T) {
+	if pebbleTLS.binary == "" {
+		t.Skip("pebble not found in PATH; install it (Debian: apt-get install pebble) to run the ACME test")
+	}
+	logger := newTestLogger(t)
+	provider := newMemDNS(nil)
+	dnsAddr := serveDNS(t, nil, provider)
+	pb := startPebble(t, dnsAddr, freePort(t)) // nothing listens on the TLS-ALPN-01 port
+	roots := pb.roots(t)
+
+	r := startRelay(t, logger, Config{
+		Hostname:      acmeHost,
+		ACMEDirectory: pb.directory,
+		DNSProvider:   provider,
+		DNSResolvers:  []string{dnsAddr},
+	}, newRegistry().admit)
+	st := waitCert(t, r)
+	if st.Mode != CertModeDNS01 || !slices.Equal(st.Names, []string{acmeHost}) || st.NotAfter.IsZero() ||
+		st.LastObtained.IsZero() || st.LastError != "" || !st.NextRetry.IsZero() || st.Obtaining {
+		t.Errorf("CertStatus = %+v, want mode %s, a certificate, no error", st, CertModeDNS01)
+	}
+	leaf := dialACME(t, r.Region().Nodes[0].DERPPort, roots)
+	if !slices.Equal(leaf.DNSNames, []string{acmeHost}) {
+		t.Errorf("certificate names %v, want [%s]", leaf.DNSNames, acmeHost)
+	}
+	if n := pb.issued(); n != 1 {
+		t.Errorf("pebble issued %d certificates, want 1", n)
+	}
+	// The challenge record was published once and is gone again.
+	deadline := time.Now().Add(testTimeout)
+	for {
+		appended, deleted, left := provider.counts()
+		if appended == 1 && deleted == 1 && left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("DNS provider: %d TXT records appended, %d deleted, %d left; want 1, 1, 0", appended, deleted, left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestACMEDNS01Failure checks a DNS provider that cannot publish: the relay
+// starts anyway, reports the error and when certmagic retries, and refuses
+// handshakes cleanly while it has no certificate.
+func TestACMEDNS01Failure(t *testing.T) {
+	if pebbleTLS.binary == "" {
+		t.Skip("pebble not found in PATH; install it (Debian: apt-get install pebble) to run the ACME test")
+	}
+	logger := newTestLogger(t)
+	provider := newMemDNS(errors.New("fake DNS API: zone is read-only"))
+	dnsAddr := serveDNS(t, nil, provider)
+	pb := startPebble(t, dnsAddr, freePort(t))
+	pb.roots(t) // waits for pebble
+
+	r := startRelay(t, logger, Config{
+		Hostname:      acmeHost,
+		ACMEDirectory: pb.directory,
+		DNSProvider:   provider,
+		DNSResolvers:  []string{dnsAddr},
+	}, newRegistry().admit)
+	var st CertStatus
+	deadline := time.Now().Add(time.Minute)
+	for st = r.CertStatus(); st.LastError == "" || st.Obtaining; st = r.CertStatus() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no ACME failure reported: CertStatus = %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(st.LastError, "zone is read-only") {
+		t.Errorf("LastError = %q, want the provider's error", st.LastError)
+	}
+	if st.Mode != CertModeDNS01 || !st.NotAfter.IsZero() || st.LastErrorAt.IsZero() ||
+		st.NextRetry.Sub(st.LastErrorAt) != time.Minute {
+		t.Errorf("CertStatus = %+v, want mode %s, no certificate, a retry one minute after the failure", st, CertModeDNS01)
+	}
+	var vars struct {
+		Cert CertStatus `json:"cert"`
+	}
+	if err := json.Unmarshal([]byte(r.ExpVar().String()), &vars); err != nil || vars.Cert.LastError != st.LastError {
+		t.Errorf("ExpVar cert = %+v (%v), want the CertStatus %+v", vars.Cert, err, st)
+	}
+
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: testTimeout}, Config: &tls.Config{ServerName: acmeHost, InsecureSkipVerify: true}}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if c, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Region().Nodes[0].DERPPort))); err == nil {
+		c.Close()
+		t.Errorf("TLS handshake succeeded without a certificate")
+	} else if ctx.Err() != nil {
+		t.Errorf("TLS handshake hung: %v", err)
+	}
+	if appended, _, left := provider.counts(); appended != 0 || left != 0 {
+		t.Errorf("DNS provider holds %d records after %d appends, want none", left, appended)
+	}
+	if n := pb.issued(); n != 0 {
+		t.Errorf("pebble issued %d certificates, want 0", n)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Close hangs while an ACME retry is pending")
+	}
+}
+
+// waitCert waits until r has a certificate loaded and returns its status.
+func waitCert(t *testing.T, r *Relay) CertStatus {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st := r.CertStatus()
+		if !st.NotAfter.IsZero() {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no certificate after a minute: CertStatus = %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -108,7 +269,7 @@ func dialACME(t *testing.T, port int, roots *x509.CertPool) *x509.Certificate {
 		NetDialer: &net.Dialer{Timeout: testTimeout},
 		Config:    &tls.Config{ServerName: acmeHost, RootCAs: roots},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // includes issuance
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
@@ -131,11 +292,12 @@ type pebble struct {
 	directory string // ACME directory URL
 	mgmt      string // management API base URL
 	cmd       *exec.Cmd
+	out       *lockedBuffer
 	stopOnce  sync.Once
 }
 
 // startPebble runs pebble on free loopback ports, validating TLS-ALPN-01 on
-// tlsPort and resolving names through dnsAddr. Its output is logged if the
+// tlsPort and resolving names (A records, DNS-01 TXT records) through dnsAddr. Its output is logged if the
 // test fails.
 func startPebble(t *testing.T, dnsAddr string, tlsPort int) *pebble {
 	t.Helper()
@@ -146,7 +308,7 @@ func startPebble(t *testing.T, dnsAddr string, tlsPort int) *pebble {
 		"managementListenAddress":        "127.0.0.1:" + strconv.Itoa(mgmtPort),
 		"certificate":                    pebbleTLS.certFile,
 		"privateKey":                     pebbleTLS.keyFile,
-		"httpPort":                       unusedHTTPPort, // HTTP-01 is never offered: autocert only does TLS-ALPN-01 here
+		"httpPort":                       unusedHTTPPort, // the relay never offers HTTP-01
 		"tlsPort":                        tlsPort,
 		"ocspResponderURL":               "",
 		"externalAccountBindingRequired": false,
@@ -174,6 +336,7 @@ func startPebble(t *testing.T, dnsAddr string, tlsPort int) *pebble {
 		directory: fmt.Sprintf("https://127.0.0.1:%d/dir", acmePort),
 		mgmt:      fmt.Sprintf("https://127.0.0.1:%d", mgmtPort),
 		cmd:       cmd,
+		out:       out,
 	}
 	t.Cleanup(func() {
 		pb.stop()
@@ -190,6 +353,11 @@ func (pb *pebble) stop() {
 		pb.cmd.Process.Kill()
 		pb.cmd.Wait()
 	})
+}
+
+// issued returns how many certificates pebble has issued.
+func (pb *pebble) issued() int {
+	return strings.Count(pb.out.String(), "Issued certificate serial")
 }
 
 // roots fetches pebble's issuing root from its management API, waiting for
@@ -237,58 +405,121 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// serveDNS answers DNS queries over UDP on loopback until the test ends:
-// name has the A record ip; every other question gets an empty answer.
-func serveDNS(t *testing.T, name string, ip netip.Addr) string {
+// serveDNS runs an authoritative DNS server for acmeZone on loopback UDP
+// until the test ends and returns its address. It serves the zone's SOA and
+// NS, the A records in a (keyed by FQDN) and the TXT records in txt (if
+// not nil); every other name in the zone exists with no records.
+func serveDNS(t *testing.T, a map[string]netip.Addr, txt *memDNS) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, addr, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if res, err := dnsAnswer(buf[:n], name, ip); err == nil {
-				pc.WriteTo(res, addr)
+	started := make(chan struct{})
+	srv := &dns.Server{PacketConn: pc, NotifyStartedFunc: func() { close(started) }}
+	srv.Handler = dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Authoritative = true
+		soa := &dns.SOA{
+			Hdr: dns.RR_Header{Name: acmeZone, Rrtype: dns.TypeSOA, Class: dns.ClassINET},
+			Ns:  "ns1." + acmeZone, Mbox: "hostmaster." + acmeZone,
+			Serial: 1, Refresh: 60, Retry: 60, Expire: 600,
+		}
+		for _, q := range req.Question {
+			name := strings.ToLower(q.Name)
+			hdr := dns.RR_Header{Name: q.Name, Rrtype: q.Qtype, Class: dns.ClassINET} // TTL 0: never cached
+			switch {
+			case !dns.IsSubDomain(acmeZone, name):
+				m.Rcode = dns.RcodeRefused
+			case q.Qtype == dns.TypeSOA && name == acmeZone:
+				m.Answer = append(m.Answer, soa)
+			case q.Qtype == dns.TypeNS && name == acmeZone:
+				m.Answer = append(m.Answer, &dns.NS{Hdr: hdr, Ns: "ns1." + acmeZone})
+			case q.Qtype == dns.TypeA && a[name].Is4():
+				m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: a[name].AsSlice()})
+			case q.Qtype == dns.TypeTXT && txt != nil:
+				for _, v := range txt.lookup(name) {
+					m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr, Txt: []string{v}})
+				}
 			}
 		}
-	}()
+		if m.Rcode == dns.RcodeSuccess && len(m.Answer) == 0 {
+			m.Ns = append(m.Ns, soa) // no data
+		}
+		w.WriteMsg(m)
+	})
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
 	return pc.LocalAddr().String()
 }
 
-// dnsAnswer builds the response to query.
-func dnsAnswer(query []byte, name string, ip netip.Addr) ([]byte, error) {
-	var p dnsmessage.Parser
-	h, err := p.Start(query)
-	if err != nil {
-		return nil, err
+// memDNS is a DNS provider keeping TXT records in memory, for serveDNS.
+type memDNS struct {
+	failAppend error // if set, AppendRecords fails with it
+
+	mu                sync.Mutex
+	txt               map[string][]string // FQDN → values
+	appended, deleted int
+}
+
+func newMemDNS(failAppend error) *memDNS {
+	return &memDNS{failAppend: failAppend, txt: map[string][]string{}}
+}
+
+func (m *memDNS) AppendRecords(_ context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	if m.failAppend != nil {
+		return nil, m.failAppend
 	}
-	q, err := p.Question()
-	if err != nil {
-		return nil, err
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var added []libdns.Record
+	for _, rec := range recs {
+		rr := rec.RR()
+		if rr.Type != "TXT" {
+			return added, fmt.Errorf("memDNS: record type %s not supported", rr.Type)
+		}
+		name := strings.ToLower(libdns.AbsoluteName(rr.Name, zone))
+		m.txt[name] = append(m.txt[name], rr.Data)
+		m.appended++
+		parsed, err := rr.Parse()
+		if err != nil {
+			return added, err
+		}
+		added = append(added, parsed)
 	}
-	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{
-		ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired,
-	})
-	if err := b.StartQuestions(); err != nil {
-		return nil, err
-	}
-	if err := b.Question(q); err != nil {
-		return nil, err
-	}
-	if err := b.StartAnswers(); err != nil {
-		return nil, err
-	}
-	if q.Type == dnsmessage.TypeA && q.Class == dnsmessage.ClassINET && strings.EqualFold(q.Name.String(), name+".") {
-		rh := dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 60}
-		if err := b.AResource(rh, dnsmessage.AResource{A: ip.As4()}); err != nil {
-			return nil, err
+	return added, nil
+}
+
+func (m *memDNS) DeleteRecords(_ context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var deleted []libdns.Record
+	for _, rec := range recs {
+		rr := rec.RR()
+		name := strings.ToLower(libdns.AbsoluteName(rr.Name, zone))
+		if i := slices.Index(m.txt[name], rr.Data); rr.Type == "TXT" && i >= 0 {
+			m.txt[name] = slices.Delete(m.txt[name], i, i+1)
+			m.deleted++
+			deleted = append(deleted, rec)
 		}
 	}
-	return b.Finish()
+	return deleted, nil
+}
+
+func (m *memDNS) lookup(name string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.txt[name])
+}
+
+// counts returns how many records were appended and deleted, and how many are left.
+func (m *memDNS) counts() (appended, deleted, left int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, vs := range m.txt {
+		left += len(vs)
+	}
+	return m.appended, m.deleted, left
 }

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -180,7 +181,20 @@ func (s *selfSigned) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, err
 
 func (s *selfSigned) alpn() []string { return nil }
 
-func (s *selfSigned) warmUp() {}
+func (s *selfSigned) warmUp(context.Context) {}
+
+func (s *selfSigned) close() {}
+
+func (s *selfSigned) status() CertStatus {
+	st := CertStatus{Mode: CertModeSelfSigned, Pin: s.pin}
+	if leaf := s.cert.Leaf; leaf != nil {
+		for _, ip := range leaf.IPAddresses {
+			st.Names = append(st.Names, ip.String())
+		}
+		st.Issuer, st.NotBefore, st.NotAfter = leaf.Issuer.CommonName, leaf.NotBefore, leaf.NotAfter
+	}
+	return st
+}
 
 func (s *selfSigned) certName() string { return s.pin }
 

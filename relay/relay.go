@@ -29,18 +29,29 @@ const (
 // Config says where the relay listens and how clients reach it.
 //
 // An IP address (or an empty Hostname) gets a self-signed certificate, kept in
-// StateDir and pinned by hash in the region; a DNS name gets an ACME
-// certificate, validated by TLS-ALPN-01 on Listen, which must therefore be
-// reachable on port 443 from the CA. With an empty Hostname the region has no
-// HostName and the caller must supply one (an IP address: clients send no
-// SNI to an IP, so the certificate's lack of a name does not matter).
+// StateDir and pinned by hash in the region. A DNS name gets an ACME
+// certificate, kept in StateDir/certmagic and renewed in the background. It is
+// validated by DNS-01 through DNSProvider when that is set, so Listen can be
+// any port and needs no inbound reachability; otherwise by TLS-ALPN-01 on
+// Listen, which the CA must then reach on port 443. With an empty Hostname
+// the region has no HostName and the caller must supply one (an IP address:
+// clients send no SNI to an IP, so the certificate's lack of a name does not
+// matter).
 type Config struct {
 	Listen        string // TCP address for DERP over TLS, e.g. ":8443"
 	STUNListen    string // UDP address for STUN, e.g. ":3478"; empty disables STUN
 	Hostname      string // what clients dial: an IP address or a DNS name
-	StateDir      string // where the self-signed cert/key and the ACME cache persist
+	StateDir      string // where the self-signed cert/key and the ACME account and certificates persist
 	ACMEDirectory string // ACME directory URL for DNS hostnames; empty means Let's Encrypt
 	ACMEEmail     string // optional ACME account contact
+	// DNSProvider, if set, makes ACME use DNS-01 only: it publishes the
+	// _acme-challenge TXT record of Hostname and removes it afterwards.
+	// Unused for IP addresses.
+	DNSProvider DNSProvider
+	// DNSResolvers are the DNS servers ("host" or "host:port") asked whether
+	// a DNS-01 TXT record is visible yet, before the CA is asked to look;
+	// empty means the servers of /etc/resolv.conf.
+	DNSResolvers []string
 	// Handler, if set, serves every other path on the TLS listener. The
 	// control server goes here, so that clients that insist on Noise over
 	// TLS on port 443 find it beside DERP.
@@ -52,6 +63,7 @@ type Config struct {
 type Relay struct {
 	logger *slog.Logger
 	region *tailcfg.DERPRegion // never handed out; Region returns clones
+	certs  certSource
 
 	derp   *derpserver.Server
 	public *http.Server // DERP over TLS on Config.Listen
@@ -113,11 +125,6 @@ func Start(ctx context.Context, cfg Config, admit func(key.NodePublic) bool, log
 		}
 	}()
 
-	certs, err := newCertSource(cfg, host, logger)
-	if err != nil {
-		return nil, err
-	}
-
 	r.derp = derpserver.New(key.NewNode(), logfAt(logger.With("component", "derp"), slog.LevelDebug))
 	meshKey, err := newMeshKey()
 	if err != nil {
@@ -148,7 +155,12 @@ func Start(ctx context.Context, cfg Config, admit func(key.NodePublic) bool, log
 		return nil, err
 	}
 	closers = append(closers, func() { publicLn.Close() })
-	tlsConf := serverTLSConfig(certs, r.derp.ModifyTLSConfigToAddMetaCert)
+	r.certs, err = newCertSource(ctx, cfg, host, publicLn.Addr(), logger)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, r.certs.close)
+	tlsConf := serverTLSConfig(r.certs, r.derp.ModifyTLSConfigToAddMetaCert)
 	publicMux := http.NewServeMux()
 	publicMux.Handle("/derp", derpserver.Handler(r.derp))
 	publicMux.HandleFunc("/derp/probe", derpserver.ProbeHandler)
@@ -182,20 +194,21 @@ func Start(ctx context.Context, cfg Config, admit func(key.NodePublic) bool, log
 	}
 	r.wg.Go(func() { r.peers.run(ctx) })
 
-	r.region = regionFor(host, publicLn.Addr().(*net.TCPAddr).Port, stunPort, certs.certName())
+	r.region = regionFor(host, publicLn.Addr().(*net.TCPAddr).Port, stunPort, r.certs.certName())
 	r.vars.Set("admit_allowed", &r.stats.admitAllowed)
 	r.vars.Set("admit_denied", &r.stats.admitDenied)
 	r.vars.Set("admit_invalid", &r.stats.admitInvalid)
 	r.vars.Set("disconnects", &r.stats.disconnects)
 	r.vars.Set("disconnect_errors", &r.stats.disconnectErrors)
 	r.vars.Set("derp", r.derp.ExpVar(false))
+	r.vars.Set("cert", expvar.Func(func() any { return r.CertStatus() }))
 
 	r.stopAfter = context.AfterFunc(ctx, func() { r.Close() })
-	certs.warmUp()
+	r.certs.warmUp(ctx)
 	node := r.region.Nodes[0]
 	logger.Info("relay started",
 		"derp", publicLn.Addr().String(), "stun_port", stunPort,
-		"hostname", node.HostName, "cert", certs.describe())
+		"hostname", node.HostName, "cert", r.certs.describe())
 	return r, nil
 }
 
@@ -224,15 +237,16 @@ func (r *Relay) ExpVar() expvar.Var {
 }
 
 // Close stops the listeners, drops every DERP connection and waits for the
-// relay's goroutines to exit. It is safe to call more than once. An ACME
-// certificate order already in flight is not waited for (autocert offers no
-// way to cancel it); it finishes or times out on its own.
+// relay's goroutines to exit. It is safe to call more than once. ACME work in
+// flight is cancelled but not waited for: certmagic's goroutines notice the
+// cancellation and exit shortly after.
 func (r *Relay) Close() error {
 	r.closeOnce.Do(func() {
 		r.stopAfter()
 		r.cancel()
 		r.peers.close()
 		err := r.public.Close() // listener and non-hijacked connections
+		r.certs.close()         // certmagic's maintenance goroutine
 		r.derp.Close()          // hijacked DERP connections; waits for them
 		err2 := r.local.Close() // admission endpoint, after the last DERP handshake
 		r.wg.Wait()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -135,6 +136,11 @@ func TestCertPin(t *testing.T) {
 	a := key.NewNode()
 	r := startRelay(t, logger, Config{}, newRegistry(a.Public()).admit)
 	pin := r.Region().Nodes[0].CertName
+	st := r.CertStatus()
+	if st.Mode != CertModeSelfSigned || st.Pin != pin || !slices.Equal(st.Names, []string{"127.0.0.1"}) ||
+		st.Issuer != "127.0.0.1" || !st.NotAfter.After(time.Now().Add(selfSignedLifetime/2)) || st.LastError != "" {
+		t.Errorf("CertStatus = %+v, want self-signed for 127.0.0.1 with pin %s", st, pin)
+	}
 
 	tests := []struct {
 		name     string

@@ -1,11 +1,13 @@
 package relay
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
+	"net"
 	"slices"
 
-	"golang.org/x/crypto/acme"
+	"github.com/mholt/acmez/v3"
 )
 
 // certSource provides the certificate of the DERP listener.
@@ -20,26 +22,31 @@ type certSource interface {
 	certName() string
 	// describe says which certificate is served, for logs.
 	describe() string
+	// status reports the certificate's state for Relay.CertStatus.
+	status() CertStatus
 	// warmUp prepares the certificate in the background once the listener
-	// is serving (an ACME validation connects to it).
-	warmUp()
+	// is serving (a TLS-ALPN-01 validation connects to it), until ctx ends.
+	warmUp(ctx context.Context)
+	// close stops background work.
+	close()
 }
 
 // newCertSource picks the certificate source for host: a self-signed
 // certificate pinned by hash for IP literals (and an empty hostname), ACME for
-// DNS names.
-func newCertSource(cfg Config, host hostname, logger *slog.Logger) (certSource, error) {
+// DNS names. ln is the address of the DERP listener, ctx the relay's lifetime.
+func newCertSource(ctx context.Context, cfg Config, host hostname, ln net.Addr, logger *slog.Logger) (certSource, error) {
 	if host.name == "" {
 		return loadOrCreateSelfSigned(cfg.StateDir, host.ip, logger)
 	}
-	return newACMECerts(cfg, host.name, logger), nil
+	return newACMECerts(ctx, cfg, host.name, ln, logger)
 }
 
 // serverTLSConfig returns the TLS configuration of the DERP listener.
 // addMetaCert is derpserver.Server.ModifyTLSConfigToAddMetaCert, which makes
 // every handshake also carry the DERP server's key (saving clients a round
 // trip); ACME TLS-ALPN-01 challenge handshakes are served without it, since
-// the validator wants exactly the challenge certificate.
+// the validator wants exactly the challenge certificate (which certmagic's
+// GetCertificate returns for them).
 func serverTLSConfig(src certSource, addMetaCert func(*tls.Config)) *tls.Config {
 	plain := func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		cert, err := src.getCertificate(hello)
@@ -75,5 +82,5 @@ func cloneCert(c *tls.Certificate) *tls.Certificate {
 
 // isACMEChallenge reports whether hello is an ACME TLS-ALPN-01 validation.
 func isACMEChallenge(hello *tls.ClientHelloInfo) bool {
-	return len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto
+	return len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmez.ACMETLS1Protocol
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -50,6 +51,10 @@ type initFlags struct {
 	stun           string
 	root           string
 	purge          bool
+	ddns           appliance.DDNSConfig
+	httpsPort      string
+	acmeDirectory  string
+	acmeEmail      string
 }
 
 // initCommand returns the init command. Its flags live with it, since the
@@ -68,6 +73,13 @@ func initCommand() *command {
 			fs.BoolVar(&f.force, "force", false, "ignore an existing config: detect everything anew and replace it (keeping a backup)")
 			fs.StringVar(&f.stun, "stun", "", "ask the STUN server at `HOST[:PORT]` for this host's public address (off by default: init sends nothing off the host otherwise)")
 			fs.StringVar(&f.root, "root", "", "treat `DIR` as / and only write files there, talking to no daemon: for tests and image builds")
+			fs.StringVar(&f.ddns.Provider, "ddns", "", "keep a DNS name pointing at this host through `PROVIDER`: alidns, dnspod, cloudflare or rfc2136 (for a home without a public IPv4; see docs/config.md)")
+			fs.StringVar(&f.ddns.Name, "ddns-name", "", "the DNS `NAME` to keep current, such as home.example.net; the server URL becomes https://NAME:PORT")
+			fs.StringVar(&f.ddns.Zone, "ddns-zone", "", "the `ZONE` at the provider that holds the name (default: the name without its first label)")
+			fs.StringVar(&f.ddns.CredentialsFile, "ddns-credentials", "", "the provider's credentials `FILE`: KEY=VALUE lines, mode 600 (keys in docs/config.md)")
+			fs.StringVar(&f.httpsPort, "https-port", "", "with --ddns, serve https://NAME on `PORT` (default "+appliance.DefaultHTTPSPort+": ISPs block 80, 443 and 8080)")
+			fs.StringVar(&f.acmeDirectory, "acme-directory", "", "get certificates from the ACME directory at `URL` (default: Let's Encrypt)")
+			fs.StringVar(&f.acmeEmail, "acme-email", "", "give the ACME CA this contact `ADDRESS`")
 			fs.BoolVar(&o.json, "json", false, "print a JSON summary instead of text")
 		},
 		run: func(ctx context.Context, inv *invocation) error { return runInit(ctx, inv, f) },
@@ -138,6 +150,16 @@ func runInit(ctx context.Context, inv *invocation, f *initFlags) error {
 		NoService:  f.noService,
 		Force:      f.force,
 		STUNServer: f.stun,
+
+		DDNS:          f.ddns,
+		HTTPSPort:     f.httpsPort,
+		ACMEDirectory: f.acmeDirectory,
+		ACMEEmail:     f.acmeEmail,
+	}
+	if f.httpsPort != "" {
+		if n, err := strconv.Atoi(f.httpsPort); err != nil || n < 1 || n > 65535 {
+			return usageErrorf("invalid --https-port %q: want a port number", f.httpsPort)
+		}
 	}
 	switch {
 	case f.lan == "none":
@@ -216,6 +238,9 @@ func printInit(inv *invocation, res *appliance.InitResult) error {
 	}
 	fmt.Fprintf(tw, "State:\t%s\n", res.StateDir)
 	tw.Flush()
+	if r := res.Reachability; r.Case != "" {
+		fmt.Fprintf(w, "\nReachability: %s\n  %s\n", r.Case, r.Advice)
+	}
 
 	fmt.Fprintln(w)
 	if res.Changed {

@@ -8,9 +8,12 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"homenet/appliance"
 	"homenet/control"
+	"homenet/ddns"
+	"homenet/relay"
 	"homenet/subnet"
 )
 
@@ -41,8 +44,55 @@ func status(ctx context.Context, inv *invocation, a control.Admin) error {
 	for _, r := range st.DERPRegions {
 		fmt.Fprintf(tw, "DERP region %d:\t%s %s, DERP port %d, STUN port %d\n", r.ID, r.Code, r.HostName, r.DERPPort, r.STUNPort)
 	}
+	printReachability(tw, inv.now, st.Extra)
 	printGateway(tw, st.Extra)
 	return tw.Flush()
+}
+
+// printReachability shows how phones away from home reach this host, what
+// dynamic DNS published and the state of the relay's certificate.
+func printReachability(w io.Writer, now time.Time, extra map[string]any) {
+	var r appliance.Reachability
+	if reJSON(extra["reachability"], &r) && r.Case != "" {
+		fmt.Fprintf(w, "Reachability:\t%s\n", r.Case)
+		if r.IPv4.IsValid() {
+			fmt.Fprintf(w, "  Public IPv4:\t%s\n", r.IPv4)
+		}
+		if r.IPv6.IsValid() {
+			fmt.Fprintf(w, "  Global IPv6:\t%s (%s)\n", r.IPv6, r.IPv6Iface)
+		}
+		fmt.Fprintf(w, "  Advice:\t%s\n", r.Advice)
+	}
+	var d ddns.Status
+	if reJSON(extra["ddns"], &d) && d.Name != "" {
+		fmt.Fprintf(w, "Dynamic DNS:\t%s at %s, %d updates, %d failures\n", d.Name, d.Provider, d.Updates, d.Failures)
+		fmt.Fprintf(w, "  Published:\t%s\n", cmp.Or(strings.Join(d.Published, ", "), "nothing yet"))
+		if !d.LastUpdate.IsZero() {
+			fmt.Fprintf(w, "  Last update:\t%s\n", relTime(now, d.LastUpdate, "-"))
+		}
+		if d.LastError != "" {
+			fmt.Fprintf(w, "  Last error:\t%s (%s; next try %s)\n", d.LastError, relTime(now, d.LastErrorAt, "-"), relTime(now, d.NextRetry, "-"))
+		}
+	}
+	var c relay.CertStatus
+	if reJSON(extra["certificate"], &c) && c.Mode != "" {
+		line := c.Mode
+		if len(c.Names) > 0 {
+			line += " for " + strings.Join(c.Names, ", ")
+		}
+		if !c.NotAfter.IsZero() {
+			line += fmt.Sprintf(", valid until %s (%s)", c.NotAfter.UTC().Format("2006-01-02 15:04 MST"), relTime(now, c.NotAfter, "-"))
+		} else if c.Mode != relay.CertModeSelfSigned {
+			line += ", none yet"
+		}
+		fmt.Fprintf(w, "Certificate:\t%s\n", line)
+		if c.Obtaining {
+			fmt.Fprintf(w, "  Obtaining:\tan order is in flight at %s\n", c.Directory)
+		}
+		if c.LastError != "" {
+			fmt.Fprintf(w, "  Last error:\t%s (%s; next try %s)\n", c.LastError, relTime(now, c.LastErrorAt, "-"), relTime(now, c.NextRetry, "-"))
+		}
+	}
 }
 
 // printGateway shows the gateway agent's state and what LAN detection found

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,8 +47,17 @@ type Homenet struct {
 	// https://NAME with HomenetConfig.Name.
 	URL  string
 	Proc *Proc
+	// StartTimeout bounds Start's wait for /key at URL; 0 means 30 s.
+	StartTimeout time.Duration
 
 	bin string
+}
+
+// HomenetAt is Homenet for a config written elsewhere, such as by `homenet
+// init`: it records where the config and state are and the URL phones use,
+// and starts nothing.
+func (l *Lab) HomenetAt(h *Host, configPath, stateDir, url string) *Homenet {
+	return &Homenet{Host: h, ConfigPath: configPath, StateDir: stateDir, URL: url, bin: HomenetBinary(l.t)}
 }
 
 // Homenet writes a config for h and starts `homenet serve`, waiting until
@@ -136,7 +146,7 @@ func (hn *Homenet) StartArgs(extra ...string) {
 	hn.Proc = hn.Host.Start("homenet", nil, args...)
 	hn.Proc.DumpLines = 400
 	labtool := LabtoolBinary(t)
-	WaitFor(t, 30*time.Second, "homenet serve to answer "+hn.URL+"/key", func() error {
+	WaitFor(t, cmp.Or(hn.StartTimeout, 30*time.Second), "homenet serve to answer "+hn.URL+"/key", func() error {
 		if exited, err := hn.Proc.Exited(); exited {
 			return fmt.Errorf("homenet serve exited: %v\n%s", err, hn.Proc.Tail(40))
 		}
