@@ -12,6 +12,8 @@ import (
 	"homenet/appliance"
 	"homenet/control"
 	"homenet/e2e/lab"
+
+	"tailscale.com/tailcfg"
 )
 
 // TestNoPublicIPv4 is the home behind carrier NAT with a routed IPv6
@@ -33,41 +35,11 @@ func TestNoPublicIPv4(t *testing.T) {
 	name := home.DNS.Name("home")
 	startLANWeb(t, home.LANHost)
 
-	// What a user does: credentials in a private file, then init.
-	creds := gw.Dir + "/ddns.env"
-	credText := fmt.Sprintf("RFC2136_NAMESERVER=%s\nRFC2136_TSIG_KEY=%s\nRFC2136_TSIG_SECRET=%s\nRFC2136_TSIG_ALGORITHM=%s\n",
-		home.DNS.Addrs[0], home.DNS.KeyName, home.DNS.Secret, home.DNS.Algorithm)
-	if err := os.WriteFile(creds, []byte(credText), 0o600); err != nil {
-		t.Fatal(err)
+	hn := initDDNS(t, l, gw, home.DNS, ca, name, "--lan", "192.168.1.0/24")
+	st := homenetStatus(t, hn)
+	if !strings.Contains(st, "ipv6-only") || !strings.Contains(st, lab.CGNATGW6) {
+		t.Fatalf("homenet status does not say ipv6-only with %s:\n%s", lab.CGNATGW6, st)
 	}
-	cfgPath, stateDir := gw.Dir+"/homenet.toml", gw.Dir+"/state"
-	out, err := gw.Output(60*time.Second, lab.HomenetBinary(t), "init", "--non-interactive", "--root", "/", "--no-service",
-		"--config", cfgPath, "--state-dir", stateDir, "--lan", "192.168.1.0/24",
-		"--ddns", "rfc2136", "--ddns-name", name, "--ddns-credentials", creds,
-		"--acme-directory", ca.Directory, "--json")
-	if err != nil {
-		t.Fatalf("homenet init: %v\n%s", err, out)
-	}
-	var res appliance.InitResult
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		t.Fatalf("homenet init --json: %v\n%s", err, out)
-	}
-	wantURL := "https://" + name + ":8443"
-	if res.ServerURL != wantURL || res.Reachability.Case != appliance.ReachIPv6Only || res.Reachability.IPv6.String() != lab.CGNATGW6 {
-		t.Fatalf("homenet init: server URL %q, reachability %+v; want %s, %s with %s", res.ServerURL, res.Reachability, wantURL, appliance.ReachIPv6Only, lab.CGNATGW6)
-	}
-	for _, w := range res.Warnings {
-		t.Logf("init warning %s: %s %s", w.Code, w.Message, w.Fix)
-	}
-	conf, _ := os.ReadFile(cfgPath)
-	t.Logf("homenet init wrote:\n%s", conf)
-
-	hn := l.HomenetAt(gw, cfgPath, stateDir, wantURL)
-	hn.StartTimeout = 90 * time.Second // DNS, then a certificate by DNS-01
-	start := time.Now()
-	hn.StartArgs("--log-level", "debug")
-	issueTime := time.Since(start)
-	t.Logf("homenet serve → AAAA published, certificate issued by DNS-01, https answering: %v", issueTime.Round(time.Millisecond))
 	if got, _ := home.DNS.Lookup(name, "AAAA"); !slices.Equal(got, []string{lab.CGNATGW6}) {
 		t.Errorf("AAAA %s = %v, want [%s]", name, got, lab.CGNATGW6)
 	}
@@ -80,9 +52,8 @@ func TestNoPublicIPv4(t *testing.T) {
 	if !strings.Contains(home.DNS.Log(), "_acme-challenge."+name) {
 		t.Errorf("bind9 saw no _acme-challenge.%s update or query: the certificate did not come by DNS-01", name)
 	}
-	st := homenetStatus(t, hn)
 	t.Logf("homenet status:\n%s", st)
-	for _, want := range []string{"ipv6-only", "AAAA " + lab.CGNATGW6, "A none", "acme-dns-01"} {
+	for _, want := range []string{"AAAA " + lab.CGNATGW6, "A none", "acme-dns-01"} {
 		if !strings.Contains(st, want) {
 			t.Errorf("homenet status lacks %q", want)
 		}
@@ -100,7 +71,7 @@ func TestNoPublicIPv4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start = time.Now()
+	start := time.Now()
 	if err := p1.Up(hn.URL, key, "--accept-routes"); err != nil {
 		t.Fatalf("tailscale up on p1: %v", err)
 	}
@@ -119,6 +90,8 @@ func TestNoPublicIPv4(t *testing.T) {
 	})
 	t.Logf("tailscale up → peers → the LAN host's page: %v (the page after %v)", time.Since(start).Round(time.Millisecond), lanTime.Round(time.Millisecond))
 	logPaths(t, p1, p2)
+	checkDERPNode(t, p1, name, 8443, "none")
+	derpCheckIPv6(t, p1)
 
 	// A restart: phones come back over TLS on 8443, no new certificate.
 	nodesBefore, err := hn.Nodes()
@@ -257,4 +230,150 @@ func logPaths(t *testing.T, phones ...*lab.Phone) {
 			t.Logf("%s → %s: %v", p.Name, ps.HostName, pongs)
 		}
 	}
+}
+
+// checkDERPNode checks the DERP map p got: one node, the DNS name on port,
+// no certificate pin, and IPv4 as given ("none" when the home has no
+// public IPv4, "" to let clients resolve it).
+func checkDERPNode(t *testing.T, p *lab.Phone, host string, port int, ipv4 string) {
+	t.Helper()
+	dmJSON, err := p.DERPMap()
+	if err != nil {
+		t.Fatalf("tailscale debug derp-map: %v", err)
+	}
+	var dm tailcfg.DERPMap
+	if err := json.Unmarshal(dmJSON, &dm); err != nil {
+		t.Fatalf("tailscale debug derp-map: %v\n%s", err, dmJSON)
+	}
+	var nodes []*tailcfg.DERPNode
+	for _, r := range dm.Regions {
+		nodes = append(nodes, r.Nodes...)
+	}
+	if len(nodes) != 1 || nodes[0].HostName != host || nodes[0].DERPPort != port || nodes[0].CertName != "" || nodes[0].IPv4 != ipv4 || nodes[0].IPv6 != "" {
+		t.Errorf("DERP map %s: want one node %s on port %d, IPv4 %q, no IPv6 override, no CertName", dmJSON, host, port, ipv4)
+	}
+}
+
+// derpCheckIPv6 checks that p, which reaches the relay over IPv6 only,
+// gets a DERP connection (`tailscale debug derp home`, a verified TLS
+// handshake) and a STUN answer over IPv6 (`tailscale netcheck`, which asks
+// the relay's STUN server).
+func derpCheckIPv6(t *testing.T, p *lab.Phone) {
+	t.Helper()
+	out, err := p.CLI(60*time.Second, "debug", "derp", "home")
+	if err != nil || !strings.Contains(out, "Successfully established a DERP connection") {
+		t.Errorf("tailscale debug derp home on %s: %v\n%s", p.Name, err, out)
+	}
+	out, err = p.CLI(60*time.Second, "netcheck", "--format=json")
+	var rep struct {
+		IPv6     bool
+		GlobalV6 string
+	}
+	if i := strings.Index(out, "{"); i >= 0 {
+		out = out[i:]
+	}
+	// The JSON is followed by a warning line; decode the first value only.
+	if err != nil || json.NewDecoder(strings.NewReader(out)).Decode(&rep) != nil || !rep.IPv6 || !strings.HasPrefix(rep.GlobalV6, "["+p.Addr6().String()+"]") {
+		t.Errorf("tailscale netcheck on %s: want STUN over IPv6 to see %s; got %v\n%s", p.Name, p.Addr6(), err, out)
+	}
+}
+
+// TestPublicIPv4DDNS is the home with a public IPv4 address (and IPv6):
+// the same `homenet init --ddns rfc2136` now publishes an A record beside
+// the AAAA, the DERP node names no "none", and phones with IPv4 only join
+// https://home.hn.test:8443 and ping each other.
+func TestPublicIPv4DDNS(t *testing.T) {
+	t.Parallel()
+	l := lab.New(t)
+	lab.BINDBinaries(t)
+	inet := l.Internet().EnableIPv6("2001:db8::1/64")
+	dns := l.BIND(l.Host("dns", inet.Link("198.51.100.53/24").With6("2001:db8::53/64")), "hn.test")
+	ca := l.CAWithDNS(l.Host("ca", inet.Link("198.51.100.10/24").With6("2001:db8::10/64")), dns)
+	const gw4, gw6 = "198.51.100.1", "2001:db8::7"
+	// The default route's next hop stands for the ISP; the phones' routers
+	// share the /24, so it is never used.
+	gw := l.Host("gw", inet.Link(gw4+"/24").With6(gw6+"/64").Via("198.51.100.254"))
+	dns.UseAsResolver(gw)
+	ca.Trust(gw)
+	name := dns.Name("home")
+
+	hn := initDDNS(t, l, gw, dns, ca, name, "--lan", "none")
+	for qtype, want := range map[string]string{"A": gw4, "AAAA": gw6} {
+		if got, _ := dns.Lookup(name, qtype); !slices.Equal(got, []string{want}) {
+			t.Errorf("%s %s = %v, want [%s]", qtype, name, got, want)
+		}
+	}
+	if st := homenetStatus(t, hn); !strings.Contains(st, "public-ipv4") || !strings.Contains(st, "A "+gw4) {
+		t.Errorf("homenet status lacks public-ipv4 and the A record:\n%s", st)
+	}
+
+	var phones []*lab.Phone
+	for i, n := range []string{"p1", "p2"} {
+		nat := l.NATRouter(fmt.Sprintf("nat%d", i+1), inet.Link(fmt.Sprintf("198.51.100.%d/24", 11+i)), fmt.Sprintf("10.%d.0.1/24", i+1), lab.NATOpts{})
+		h := l.Host(n, nat.LAN.Link(fmt.Sprintf("10.%d.0.2/24", i+1)))
+		dns.UseAsResolver(h)
+		ca.Trust(h)
+		phones = append(phones, l.Phone(h))
+	}
+	key, err := hn.CreateKey("--reusable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range phones {
+		if err := p.Up(hn.URL, key); err != nil {
+			t.Fatalf("tailscale up on %s: %v", p.Name, err)
+		}
+	}
+	for _, p := range phones {
+		if err := p.WaitPeers(joinTimeout, without(phones, p)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	icmpReaches(t, phones[0], ip4(t, phones[1]))
+	checkDERPNode(t, phones[0], name, 8443, "")
+	if n := ca.Issued(); n != 1 {
+		t.Errorf("pebble issued %d certificates, want 1", n)
+	}
+}
+
+// initDDNS runs `homenet init --ddns rfc2136` on gw with dns's TSIG key
+// and ca as the ACME CA, starts `homenet serve` on the config it wrote and
+// waits until https://name:8443 answers.
+func initDDNS(t *testing.T, l *lab.Lab, gw *lab.Host, dns *lab.BIND, ca *lab.CA, name string, extra ...string) *lab.Homenet {
+	t.Helper()
+	creds := gw.Dir + "/ddns.env"
+	credText := fmt.Sprintf("RFC2136_NAMESERVER=%s\nRFC2136_TSIG_KEY=%s\nRFC2136_TSIG_SECRET=%s\nRFC2136_TSIG_ALGORITHM=%s\n",
+		dns.Addrs[0], dns.KeyName, dns.Secret, dns.Algorithm)
+	if err := os.WriteFile(creds, []byte(credText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath, stateDir := gw.Dir+"/homenet.toml", gw.Dir+"/state"
+	args := append([]string{lab.HomenetBinary(t), "init", "--non-interactive", "--root", "/", "--no-service",
+		"--config", cfgPath, "--state-dir", stateDir,
+		"--ddns", "rfc2136", "--ddns-name", name, "--ddns-credentials", creds,
+		"--acme-directory", ca.Directory, "--json"}, extra...)
+	out, err := gw.Output(60*time.Second, args...)
+	if err != nil {
+		t.Fatalf("homenet init: %v\n%s", err, out)
+	}
+	var res appliance.InitResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("homenet init --json: %v\n%s", err, out)
+	}
+	wantURL := "https://" + name + ":8443"
+	if res.ServerURL != wantURL {
+		t.Fatalf("homenet init chose server URL %q, want %s", res.ServerURL, wantURL)
+	}
+	for _, w := range res.Warnings {
+		t.Logf("init warning %s: %s %s", w.Code, w.Message, w.Fix)
+	}
+	conf, _ := os.ReadFile(cfgPath)
+	t.Logf("homenet init (reachability %s) wrote:\n%s", res.Reachability.Case, conf)
+
+	hn := l.HomenetAt(gw, cfgPath, stateDir, wantURL)
+	hn.StartTimeout = 90 * time.Second // DNS, then a certificate by DNS-01
+	start := time.Now()
+	hn.StartArgs("--log-level", "debug")
+	t.Logf("homenet serve → records published, certificate by DNS-01, https answering: %v", time.Since(start).Round(time.Millisecond))
+	return hn
 }
