@@ -250,6 +250,9 @@ func (in *initRun) run(ctx context.Context) error {
 	in.logf("Network: %s", describeNetwork(n))
 	in.res.Reachability = in.reachability(n)
 	in.logf("Reachability: %s: %s", in.res.Reachability.Case, in.res.Reachability.Advice)
+	if err := in.askDDNS(existing); err != nil {
+		return err
+	}
 	if err := in.checkDDNS(); err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"homenet/ddns/provider"
 )
@@ -96,4 +98,64 @@ func (in *initRun) applyDDNS(c *Config) string {
 		c.Server.Listen = "127.0.0.1:8080"
 	}
 	return fmt.Sprintf("the dynamic-DNS name on port %s, with a certificate by DNS-01", port)
+}
+
+// askDDNS offers dynamic DNS when init may ask, the host is reachable
+// over IPv6 only, and neither the flags nor the existing config set it up.
+func (in *initRun) askDDNS(existing *Config) error {
+	o := &in.o
+	if o.Ask == nil || o.DDNS.Provider != "" || o.ServerURL != "" || in.res.Reachability.Case != ReachIPv6Only ||
+		(existing != nil && existing.DDNS.Provider != "") {
+		return nil
+	}
+	in.logf("No public IPv4: phones reach this host over IPv6 at a DNS name that homenet keeps current.")
+	for {
+		ans, err := o.Ask("DNS provider for that name (alidns, dnspod, cloudflare, rfc2136; \"none\" to skip)", "none")
+		if err != nil {
+			return err
+		}
+		if ans == "" || ans == "none" {
+			return nil
+		}
+		if !slices.Contains(provider.Names, ans) {
+			in.logf("  %q is not one of %s", ans, strings.Join(provider.Names, ", "))
+			continue
+		}
+		o.DDNS.Provider = ans
+		break
+	}
+	questions := []struct {
+		q    string
+		into *string
+		ok   func(string) error
+	}{
+		{"DNS name, such as home.example.net", &o.DDNS.Name, func(s string) error {
+			if !isDNSName(s) {
+				return fmt.Errorf("%q is not a DNS name such as home.example.net", s)
+			}
+			return nil
+		}},
+		{"Credentials file (KEY=VALUE lines, mode 600; keys in docs/config.md)", &o.DDNS.CredentialsFile, func(s string) error {
+			if !filepath.IsAbs(s) {
+				return fmt.Errorf("%q is not an absolute path", s)
+			}
+			_, err := provider.LoadCredentials(o.DDNS.Provider, filepath.Join(in.root, s), os.Getenv)
+			return err
+		}},
+	}
+	for _, qa := range questions {
+		for {
+			ans, err := o.Ask(qa.q, "")
+			if err != nil {
+				return err
+			}
+			if err := qa.ok(ans); err != nil {
+				in.logf("  %v", err)
+				continue
+			}
+			*qa.into = ans
+			break
+		}
+	}
+	return nil
 }

@@ -861,3 +861,147 @@ func TestInitHTTPSURL(t *testing.T) {
 		})
 	}
 }
+
+func TestInitDDNS(t *testing.T) {
+	pc := platformCases()[0]
+	for _, c := range platformCases() {
+		if c.wantKind == PlatformSystemd {
+			pc = c
+			break
+		}
+	}
+	cgnatNet := netOf("eth0", "100.64.0.2/24", "192.168.1.1/24")
+	cgnatNet.GlobalIPv6 = []netip.Addr{netip.MustParseAddr("2001:db8:100::2")}
+	ddns := DDNSConfig{Provider: "rfc2136", Name: "Home.Example.NET", CredentialsFile: "/etc/homenet/ddns.env"}
+	good := "RFC2136_NAMESERVER=192.0.2.53\nRFC2136_TSIG_KEY=k\nRFC2136_TSIG_SECRET=c2VjcmV0\n"
+	tests := []struct {
+		name      string
+		creds     string // "" for no file
+		mode      os.FileMode
+		ddns      DDNSConfig
+		wantErr   string
+		wantURL   string
+		wantReach string
+	}{
+		{name: "carrier NAT with IPv6", creds: good, mode: 0o600, ddns: ddns, wantURL: "https://home.example.net:8443", wantReach: ReachIPv6Only},
+		{name: "credentials readable by others", creds: good, mode: 0o644, ddns: ddns, wantErr: "ddns.credentials_file: credentials file"},
+		{name: "no credentials file", ddns: ddns, wantErr: "no such file"},
+		{name: "credentials lack a key", creds: "RFC2136_NAMESERVER=192.0.2.53\n", mode: 0o600, ddns: ddns, wantErr: "RFC2136_TSIG_KEY is missing"},
+		{name: "unknown provider", creds: good, mode: 0o600, ddns: DDNSConfig{Provider: "godaddy", Name: "home.example.net", CredentialsFile: ddns.CredentialsFile}, wantErr: "ddns.provider"},
+		{name: "name outside the zone", creds: good, mode: 0o600, ddns: DDNSConfig{Provider: "rfc2136", Name: "home.example.net", Zone: "example.org", CredentialsFile: ddns.CredentialsFile}, wantErr: "not inside ddns.zone"},
+		{name: "name without provider", ddns: DDNSConfig{Name: "home.example.net"}, wantErr: "--ddns"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := makeRoot(t, pc)
+			if tt.creds != "" {
+				p := filepath.Join(root, ddns.CredentialsFile)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(tt.creds), tt.mode); err != nil {
+					t.Fatal(err)
+				}
+				os.Chmod(p, tt.mode)
+			}
+			before := snapshot(t, root)
+			opts := InitOptions{Root: root, NoService: true, Net: &cgnatNet, Now: fixedNow, DDNS: tt.ddns}
+			res, err := Init(context.Background(), opts)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Init error %v, want one saying %q", err, tt.wantErr)
+				}
+				if d := diffSnapshots(before, snapshot(t, root)); len(d) > 0 {
+					t.Errorf("a refused init changed files: %v", d)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Init: %v", err)
+			}
+			cfg, err := LoadConfig(filepath.Join(root, pc.wantCfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ServerURL != tt.wantURL || cfg.Server.URL != tt.wantURL || res.Reachability.Case != tt.wantReach {
+				t.Errorf("server URL %q (config %q), reachability %q; want %q, %q", res.ServerURL, cfg.Server.URL, res.Reachability.Case, tt.wantURL, tt.wantReach)
+			}
+			if cfg.Relay.Listen != ":8443" || cfg.Server.Listen != "127.0.0.1:8080" || cfg.DDNS.Name != "home.example.net" || !cfg.DDNS.IPv4 || !cfg.DDNS.IPv6 {
+				t.Errorf("config: relay.listen %q, server.listen %q, ddns %+v", cfg.Relay.Listen, cfg.Server.Listen, cfg.DDNS)
+			}
+			var cgnatFix string
+			for _, w := range res.Warnings {
+				if w.Code == "cgnat" {
+					cgnatFix = w.Fix
+				}
+			}
+			for _, want := range []string{"2001:db8:100::2", "TCP 8443 (control and relay)", "UDP 3478 (STUN)", "UDP 41641 (WireGuard)", "IPv6 firewall"} {
+				if !strings.Contains(cgnatFix, want) {
+					t.Errorf("cgnat warning's fix %q does not say %q", cgnatFix, want)
+				}
+			}
+			if strings.Contains(cgnatFix, "8080") {
+				t.Errorf("cgnat warning's fix lists the loopback-only control port: %q", cgnatFix)
+			}
+			if res2, err := Init(context.Background(), opts); err != nil || res2.Changed {
+				t.Errorf("second run: changed %v, err %v", res2.Changed, err)
+			}
+		})
+	}
+}
+
+func TestInitAsksDDNS(t *testing.T) {
+	var pc platformCase
+	for _, c := range platformCases() {
+		if c.wantKind == PlatformSystemd {
+			pc = c
+			break
+		}
+	}
+	root := makeRoot(t, pc)
+	credPath := "/etc/homenet/ddns.env"
+	if err := os.MkdirAll(filepath.Join(root, "/etc/homenet"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, credPath), []byte("CLOUDFLARE_DNS_API_TOKEN=t0k\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := netOf("eth0", "100.64.0.2/24", "192.168.1.0/24")
+	n.GlobalIPv6 = []netip.Addr{netip.MustParseAddr("2001:db8:100::2")}
+	answers := map[string][]string{
+		"DNS provider":     {"godaddy", "cloudflare"},
+		"DNS name":         {"home", "home.example.net"},
+		"Credentials file": {"ddns.env", "/etc/homenet/nope", credPath},
+	}
+	var asked []string
+	ask := func(q, def string) (string, error) {
+		for prefix, as := range answers {
+			if strings.HasPrefix(q, prefix) {
+				asked = append(asked, prefix)
+				if len(as) == 0 {
+					return "", fmt.Errorf("asked %q once too often", q)
+				}
+				answers[prefix] = as[1:]
+				return as[0], nil
+			}
+		}
+		return "", nil // the defaults for the URL and the LAN
+	}
+	var log []string
+	res, err := Init(context.Background(), InitOptions{Root: root, NoService: true, Net: &n, Now: fixedNow, Ask: ask,
+		Log: func(s string) { log = append(log, s) }})
+	if err != nil {
+		t.Fatalf("Init: %v\n%s", err, strings.Join(log, "\n"))
+	}
+	if res.ServerURL != "https://home.example.net:8443" {
+		t.Errorf("server URL %q", res.ServerURL)
+	}
+	if len(asked) != 7 {
+		t.Errorf("asked %v; want the provider twice, the name twice, the file three times", asked)
+	}
+	for _, want := range []string{`"godaddy" is not one of`, `"home" is not a DNS name`, `"ddns.env" is not an absolute path`, "nope"} {
+		if !strings.Contains(strings.Join(log, "\n"), want) {
+			t.Errorf("init did not say %q:\n%s", want, strings.Join(log, "\n"))
+		}
+	}
+}
