@@ -375,5 +375,8 @@ func initDDNS(t *testing.T, l *lab.Lab, gw *lab.Host, dns *lab.BIND, ca *lab.CA,
 	start := time.Now()
 	hn.StartArgs("--log-level", "debug")
 	t.Logf("homenet serve → records published, certificate by DNS-01, https answering: %v", time.Since(start).Round(time.Millisecond))
+	if rss, err := hn.RSS(); err == nil {
+		t.Logf("homenet serve RSS with DDNS and certmagic, certificate issued, no phones yet: %.1f MiB", float64(rss)/(1<<20))
+	}
 	return hn
 }
