@@ -39,7 +39,9 @@ func TestSmoke(t *testing.T) {
 		wantRows = append(wantRows, "2")
 	}
 	out := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	// Generous: a cold machine builds homenet and the stock pieces first,
+	// beside the other packages' tests. The go test timeout still bounds it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	r, err := run(ctx, options{
 		short:    true,
