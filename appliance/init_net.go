@@ -312,15 +312,15 @@ func schemeWarnings(cfg *Config, urlClass, rerun string) []Warning {
 // httpsListeners puts the listeners where clients of an https:// server
 // dial: Noise over plain HTTP on :80 first, then over TLS on :443, which
 // the relay's listener answers with a Let's Encrypt certificate for the
-// URL's name. It moves only default ports, and not on platforms whose web
+// URL's name, or for its public IP address (validated by HTTP-01 on :80). It moves only default ports, and not on platforms whose web
 // interface holds 80 and 443. It reports whether it moved them.
 func httpsListeners(c *Config, p Platform) bool {
 	u, err := url.Parse(c.Server.URL)
 	if err != nil || u.Scheme != "https" || u.Port() != "" || !c.Relay.Enabled {
 		return false
 	}
-	if _, err := netip.ParseAddr(u.Hostname()); err == nil {
-		return false // no certificate clients trust for an address
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && addrClass(ip) != addrPublic {
+		return false // no CA certifies a private address
 	}
 	switch p.Kind {
 	case PlatformOpenWrt, PlatformSynology, PlatformQNAP:

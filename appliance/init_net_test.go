@@ -243,7 +243,8 @@ func TestHTTPSListeners(t *testing.T) {
 		{"https name on a Pi", pi, "https://home.example.net", ":8443", [2]string{":80", ":443"}},
 		{"http URL", pi, "http://home.example.net:8080", ":8443", [2]string{":8080", ":8443"}},
 		{"https with a port", pi, "https://home.example.net:8443", ":8443", [2]string{":8080", ":8443"}},
-		{"https on an address", pi, "https://198.51.100.4", ":8443", [2]string{":8080", ":8443"}},
+		{"https on a public address: an IP certificate by HTTP-01 on :80", pi, "https://198.51.100.4", ":8443", [2]string{":80", ":443"}},
+		{"https on a private address", pi, "https://192.168.1.2", ":8443", [2]string{":8080", ":8443"}},
 		{"OpenWrt, where LuCI holds 443", openwrt, "https://home.example.net", ":8443", [2]string{":8080", ":8443"}},
 		{"a port the user chose", pi, "https://home.example.net", ":9443", [2]string{":8080", ":9443"}},
 	}

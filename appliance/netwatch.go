@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -188,4 +191,21 @@ func derpMapFor(region *tailcfg.DERPRegion, cfg Config, r Reachability) *tailcfg
 		}
 	}
 	return &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{region.RegionID: region}}
+}
+
+// ipCertChallengeAddr returns server.listen when the relay should get an
+// ACME certificate for its IP address, validated by HTTP-01 on that
+// listener: when server.url is https and the relay's hostname a public IP
+// address. Else "", and an IP keeps its self-signed certificate, pinned by
+// hash (no CA issues certificates for private addresses).
+func ipCertChallengeAddr(cfg Config) string {
+	u, err := url.Parse(cfg.Server.URL)
+	if err != nil || u.Scheme != "https" {
+		return ""
+	}
+	ip, err := netip.ParseAddr(strings.Trim(cfg.RelayHostname(), "[]"))
+	if err != nil || addrClass(ip) != addrPublic {
+		return ""
+	}
+	return cfg.Server.Listen
 }

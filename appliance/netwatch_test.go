@@ -36,3 +36,22 @@ func TestDERPMapFor(t *testing.T) {
 		})
 	}
 }
+
+func TestIPCertChallengeAddr(t *testing.T) {
+	tests := []struct {
+		url, hostname, want string
+	}{
+		{"https://203.0.113.5", "", ":80"},
+		{"https://[2001:db8::5]", "", ":80"},
+		{"http://203.0.113.5:8080", "", ""},  // http: the pinned self-signed certificate
+		{"https://192.168.1.2", "", ""},      // private: no CA certifies it
+		{"https://home.example.net", "", ""}, // a name: DNS-01 or TLS-ALPN-01
+		{"https://home.example.net", "203.0.113.5", ":80"},
+	}
+	for _, tt := range tests {
+		cfg := Config{Server: ServerConfig{URL: tt.url, Listen: ":80"}, Relay: RelayConfig{Hostname: tt.hostname}}
+		if got := ipCertChallengeAddr(cfg); got != tt.want {
+			t.Errorf("url %s, relay.hostname %q: %q, want %q", tt.url, tt.hostname, got, tt.want)
+		}
+	}
+}

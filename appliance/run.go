@@ -97,6 +97,14 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer srv.Close()
 
 	handler := srv.Handler()
+	// The plain listener is bound before the relay starts: it answers the
+	// ACME HTTP-01 challenges of an IP certificate, which start at once.
+	ctlLn, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("server.listen: %w", err)
+	}
+	defer ctlLn.Close()
+	plainHandler := handler
 	if cfg.Relay.Enabled {
 		rl, err = relay.Start(ctx, relay.Config{
 			Listen:        cfg.Relay.Listen,
@@ -108,23 +116,22 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			// Clients of an https:// server, and of an http:// one on a
 			// public address after a failed dial, speak Noise over TLS on
 			// port 443: the relay's TLS listener serves control too.
-			Handler:     handler,
-			DNSProvider: dns01Provider(cfg, dnsProvider),
+			Handler:           handler,
+			DNSProvider:       dns01Provider(cfg, dnsProvider),
+			HTTPChallengeAddr: ipCertChallengeAddr(cfg),
 		}, srv.Admit, logger)
 		if err != nil {
 			return err
 		}
 		defer rl.Close()
+		plainHandler = rl.HTTPChallengeHandler(handler)
 		followDERPMap(srv, rl.Region(), cfg, watch)
 		statusExtra["relay"] = func() any { return json.RawMessage(rl.ExpVar().String()) }
 		statusExtra["certificate"] = func() any { return rl.CertStatus() }
 	}
 
 	errc := make(chan error, 2)
-	httpSrv, err := serveHTTP(ctx, cfg.Server.Listen, handler, errc)
-	if err != nil {
-		return err
-	}
+	httpSrv := serveHTTP(ctlLn, plainHandler, errc)
 	defer httpSrv.Close()
 	adminLn, err := control.ListenAdmin(cfg.AdminSocket())
 	if err != nil {
@@ -266,18 +273,14 @@ func memoryLimit(ram uint64) int64 {
 // without asking.
 const GatewayTag = "tag:gateway"
 
-func serveHTTP(ctx context.Context, addr string, h http.Handler, errc chan<- error) (*http.Server, error) {
-	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("server.listen: %w", err)
-	}
+func serveHTTP(ln net.Listener, h http.Handler, errc chan<- error) *http.Server {
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
 	go func() {
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("control server: %w", err)
 		}
 	}()
-	return hs, nil
+	return hs
 }
 
 // adminPassword reads the browser-approval password, creating a random one

@@ -46,6 +46,9 @@ type tailnetOpts struct {
 	// certificate from the lab's ACME CA: server.url https://NAME. Phones
 	// resolve it through /etc/hosts and trust the CA's root.
 	Name string
+	// IPCert: homenet serves https://<gw address> with an ACME
+	// certificate for the address (HTTP-01 on :80); phones trust the CA.
+	IPCert bool
 }
 
 const (
@@ -64,7 +67,7 @@ func newTailnet(t *testing.T, opts tailnetOpts) *tailnet {
 		opts.WAN = publicWAN
 	}
 	l := lab.New(t)
-	if opts.Name != "" {
+	if opts.Name != "" || opts.IPCert {
 		lab.PebbleBinary(t) // skip before building anything
 	}
 	inet := l.Internet()
@@ -76,6 +79,10 @@ func newTailnet(t *testing.T, opts tailnetOpts) *tailnet {
 		caHost := l.Host("ca", inet.Link(opts.WAN+".2/24"))
 		tn.ca = l.CA(caHost, fmt.Sprintf("%s=%v", opts.Name, gw.Addr()))
 		cfg.Name, cfg.CA = opts.Name, tn.ca
+	}
+	if opts.IPCert {
+		tn.ca = l.CA(l.Host("ca", inet.Link(opts.WAN+".2/24")))
+		cfg.IPCert, cfg.CA = true, tn.ca
 	}
 	tn.hn = l.Homenet(gw, cfg)
 	return tn
@@ -114,6 +121,8 @@ func (tn *tailnet) phone(name string) *lab.Phone {
 func (tn *tailnet) phoneOn(h *lab.Host) *lab.Phone {
 	if tn.ca != nil {
 		tn.ca.Trust(h)
+	}
+	if tn.opts.Name != "" {
 		h.AddHosts(tn.gw.Addr(), tn.opts.Name)
 	}
 	return tn.lab.Phone(h)

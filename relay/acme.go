@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,10 +33,13 @@ type DNSProvider interface {
 // on Config.DNSResolvers; certmagic checks every 2 seconds.
 const dnsPropagationTimeout = 2 * time.Minute
 
-// acmeCerts serves a publicly trusted certificate for a DNS hostname, obtained
-// and renewed by certmagic. Validation is DNS-01 through Config.DNSProvider
-// when one is set (no inbound connection needed), TLS-ALPN-01 on the DERP
-// listener otherwise (no port 80 needed). HTTP-01 is never used.
+// acmeCerts serves a publicly trusted certificate, obtained and renewed by
+// certmagic. For a DNS hostname, validation is DNS-01 through
+// Config.DNSProvider when one is set (no inbound connection needed),
+// TLS-ALPN-01 on the DERP listener otherwise (no port 80 needed). For an IP
+// address it is HTTP-01 on Config.HTTPChallengeAddr, as derper's
+// --acme-ip-certs does: TLS-ALPN-01 for an address would need the reverse-DNS
+// SNI of RFC 8738, which certmagic does not map.
 //
 // The ACME account and the certificate live in StateDir/certmagic and are
 // loaded at start, so a restart does not order again; certmagic's maintenance
@@ -49,6 +53,7 @@ type acmeCerts struct {
 	logger    *slog.Logger
 	cache     *certmagic.Cache
 	magic     *certmagic.Config // set by newACMECerts, under mu for the cache's goroutine
+	issuer    *certmagic.ACMEIssuer
 
 	mu    sync.Mutex
 	state acmeState
@@ -82,7 +87,26 @@ func newACMECerts(ctx context.Context, cfg Config, host string, ln net.Addr, log
 		DisableDistributedSolvers: true, // one relay per StateDir
 		Logger:                    zl,
 	}
-	if cfg.DNSProvider != nil {
+	switch {
+	case net.ParseIP(host) != nil:
+		// An IP certificate: HTTP-01 on the caller's listener. certmagic
+		// binds that address itself only if it is free; the caller
+		// listens there before Start, so it leaves the challenge to
+		// HTTPChallengeHandler.
+		a.mode = CertModeHTTP01
+		iss.DisableHTTPChallenge, iss.DisableTLSALPNChallenge = false, true
+		h, p, err := net.SplitHostPort(cfg.HTTPChallengeAddr)
+		if err != nil {
+			return nil, fmt.Errorf("relay: HTTP-01 address %q: %w", cfg.HTTPChallengeAddr, err)
+		}
+		iss.ListenHost = h
+		if iss.AltHTTPPort, err = strconv.Atoi(p); err != nil {
+			return nil, fmt.Errorf("relay: HTTP-01 address %q: %w", cfg.HTTPChallengeAddr, err)
+		}
+		if isLetsEncrypt(a.directory) {
+			iss.Profile = "shortlived" // the only profile Let's Encrypt issues IP certificates under
+		}
+	case cfg.DNSProvider != nil:
 		a.mode = CertModeDNS01
 		iss.DisableTLSALPNChallenge = true
 		iss.DNS01Solver = &certmagic.DNS01Solver{DNSManager: certmagic.DNSManager{
@@ -91,7 +115,7 @@ func newACMECerts(ctx context.Context, cfg Config, host string, ln net.Addr, log
 			PropagationTimeout: dnsPropagationTimeout,
 			Logger:             zl,
 		}}
-	} else {
+	default:
 		// certmagic listens for TLS-ALPN-01 itself unless the address is
 		// taken; naming the DERP listener makes it leave the challenge
 		// to that listener, whose GetCertificate answers it.
@@ -118,7 +142,8 @@ func newACMECerts(ctx context.Context, cfg Config, host string, ln net.Addr, log
 		ShouldEmitFunc:    func(event string) bool { return event != "tls_get_certificate" },
 		Logger:            zl,
 	})
-	magic.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(magic, iss)}
+	a.issuer = certmagic.NewACMEIssuer(magic, iss)
+	magic.Issuers = []certmagic.Issuer{a.issuer}
 	a.mu.Lock()
 	a.magic = magic // published under mu for the maintenance goroutine
 	a.mu.Unlock()
@@ -178,6 +203,12 @@ func (a *acmeCerts) onEvent(ctx context.Context, event string, data map[string]a
 			"host", a.host, "renewal", renewal, "next_retry", next.Format(time.RFC3339), "err", err)
 	}
 	return nil
+}
+
+// isLetsEncrypt reports whether dir is a Let's Encrypt ACME directory
+// (production or staging).
+func isLetsEncrypt(dir string) bool {
+	return strings.Contains(dir, ".api.letsencrypt.org/")
 }
 
 // acmeRetryDelay is how long certmagic waits after the failures-th

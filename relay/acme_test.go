@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,6 +178,80 @@ func TestACMEDNS01WithPebble(t *testing.T) {
 	}
 }
 
+// TestACMEIPCertWithPebble obtains an IP-address certificate (RFC 8738)
+// for 127.0.0.1 by HTTP-01, served by HTTPChallengeHandler on a listener of
+// the caller's, as homenet's plain control listener does: the region then
+// pins nothing, the served chain verifies for the address against pebble's
+// root, and a restart with the CA gone serves the stored certificate.
+func TestACMEIPCertWithPebble(t *testing.T) {
+	if pebbleTLS.binary == "" {
+		t.Skip("pebble not found in PATH; install it (Debian: apt-get install pebble) to run the ACME test")
+	}
+	logger := newTestLogger(t)
+	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer httpLn.Close()
+	pb := startPebblePorts(t, serveDNS(t, nil, nil), freePort(t), httpLn.Addr().(*net.TCPAddr).Port)
+	roots := pb.roots(t)
+
+	stateDir := t.TempDir()
+	cfg := Config{
+		Hostname:          "127.0.0.1",
+		StateDir:          stateDir,
+		ACMEDirectory:     pb.directory,
+		HTTPChallengeAddr: httpLn.Addr().String(),
+	}
+	r := startRelay(t, logger, cfg, newRegistry().admit)
+	var served atomic.Int32
+	go http.Serve(httpLn, r.HTTPChallengeHandler(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		served.Add(1) // not a challenge: the caller's own handler
+		http.NotFound(w, req)
+	})))
+
+	st := waitCert(t, r)
+	if st.Mode != CertModeHTTP01 || !slices.Equal(st.Names, []string{"127.0.0.1"}) || st.LastError != "" {
+		t.Errorf("CertStatus = %+v, want mode %s for 127.0.0.1 without error", st, CertModeHTTP01)
+	}
+	node := r.Region().Nodes[0]
+	if node.CertName != "" || node.HostName != "127.0.0.1" || node.IPv4 != "127.0.0.1" {
+		t.Errorf("region node %+v: want HostName and IPv4 127.0.0.1 and no CertName pin", *node)
+	}
+	leaf := dialIP(t, node.DERPPort, roots)
+	if len(leaf.IPAddresses) != 1 || !leaf.IPAddresses[0].Equal(net.IPv4(127, 0, 0, 1)) || len(leaf.DNSNames) != 0 {
+		t.Errorf("certificate for IPs %v and names %v, want IP 127.0.0.1 only", leaf.IPAddresses, leaf.DNSNames)
+	}
+	resp, err := http.Get("http://" + httpLn.Addr().String() + "/other")
+	if err != nil || resp.StatusCode != http.StatusNotFound || served.Load() != 1 {
+		t.Errorf("non-challenge request: %v %v, the caller's handler ran %d times; want its 404, once", resp, err, served.Load())
+	}
+	if n := pb.issued(); n != 1 {
+		t.Errorf("pebble issued %d certificates, want 1", n)
+	}
+
+	r.Close()
+	pb.stop()
+	r2 := startRelay(t, logger, cfg, newRegistry().admit)
+	if st := waitCert(t, r2); !st.NotAfter.Equal(leaf.NotAfter) {
+		t.Errorf("after a restart without the CA: NotAfter %v, want the stored certificate's %v", st.NotAfter, leaf.NotAfter)
+	}
+	dialIP(t, r2.Region().Nodes[0].DERPPort, roots)
+}
+
+// dialIP handshakes with the relay on port as a client of 127.0.0.1 that
+// trusts roots, and returns the verified leaf.
+func dialIP(t *testing.T, port int, roots *x509.CertPool) *x509.Certificate {
+	t.Helper()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout}, "tcp", addr, &tls.Config{ServerName: "127.0.0.1", RootCAs: roots})
+	if err != nil {
+		t.Fatalf("TLS dial of %s verifying the address: %v", addr, err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0]
+}
+
 // TestACMEDNS01Failure checks a DNS provider that cannot publish: the relay
 // starts anyway, reports the error and when certmagic retries, and refuses
 // handshakes cleanly while it has no certificate.
@@ -301,14 +376,20 @@ type pebble struct {
 // test fails.
 func startPebble(t *testing.T, dnsAddr string, tlsPort int) *pebble {
 	t.Helper()
+	return startPebblePorts(t, dnsAddr, tlsPort, freePort(t)) // nothing answers HTTP-01
+}
+
+// startPebblePorts is startPebble validating HTTP-01 on httpPort too.
+func startPebblePorts(t *testing.T, dnsAddr string, tlsPort, httpPort int) *pebble {
+	t.Helper()
 	dir := t.TempDir()
-	acmePort, mgmtPort, unusedHTTPPort := freePort(t), freePort(t), freePort(t)
+	acmePort, mgmtPort := freePort(t), freePort(t)
 	conf := map[string]any{"pebble": map[string]any{
 		"listenAddress":                  "127.0.0.1:" + strconv.Itoa(acmePort),
 		"managementListenAddress":        "127.0.0.1:" + strconv.Itoa(mgmtPort),
 		"certificate":                    pebbleTLS.certFile,
 		"privateKey":                     pebbleTLS.keyFile,
-		"httpPort":                       unusedHTTPPort, // the relay never offers HTTP-01
+		"httpPort":                       httpPort,
 		"tlsPort":                        tlsPort,
 		"ocspResponderURL":               "",
 		"externalAccountBindingRequired": false,

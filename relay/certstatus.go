@@ -9,6 +9,7 @@ const (
 	CertModeSelfSigned = "self-signed"      // pinned by hash; for IP addresses and an empty Hostname
 	CertModeTLSALPN01  = "acme-tls-alpn-01" // ACME, validated on the DERP listener
 	CertModeDNS01      = "acme-dns-01"      // ACME, validated through Config.DNSProvider
+	CertModeHTTP01     = "acme-http-01"     // ACME for an IP address, validated on Config.HTTPChallengeAddr
 )
 
 // CertStatus describes the DERP listener's certificate, for status pages and

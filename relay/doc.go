@@ -1,8 +1,8 @@
 // Package relay runs the embedded DERP relay and STUN server. It admits only
-// the nodes the caller says are registered, serves a self-signed certificate
-// pinned by hash when there is no domain (or an ACME one, through certmagic,
-// when there is), and describes itself as a DERP region for the control
-// server's DERP map.
+// the nodes the caller says are registered, serves a certificate (an ACME
+// one through certmagic for a DNS name, or for a public IP address when the
+// caller answers HTTP-01 on port 80; else a self-signed one pinned by hash),
+// and describes itself as a DERP region for the control server's DERP map.
 //
 // The pieces are tailscale.com's own: derpserver for DERP over TLS,
 // stunserver for STUN, derphttp for the one in-process client. Two things

@@ -52,6 +52,13 @@ type Config struct {
 	// a DNS-01 TXT record is visible yet, before the CA is asked to look;
 	// empty means the servers of /etc/resolv.conf.
 	DNSResolvers []string
+	// HTTPChallengeAddr, when set and Hostname is an IP address, replaces
+	// the pinned self-signed certificate with an ACME certificate for the
+	// address (RFC 8738), which every client trusts, validated by HTTP-01:
+	// the caller serves HTTPChallengeHandler on this address, which the CA
+	// must reach on port 80, and listens there before Start. Ignored for
+	// DNS names.
+	HTTPChallengeAddr string
 	// Handler, if set, serves every other path on the TLS listener. The
 	// control server goes here, so that clients that insist on Noise over
 	// TLS on port 443 find it beside DERP.
@@ -210,6 +217,16 @@ func Start(ctx context.Context, cfg Config, admit func(key.NodePublic) bool, log
 		"derp", publicLn.Addr().String(), "stun_port", stunPort,
 		"hostname", node.HostName, "cert", r.certs.describe())
 	return r, nil
+}
+
+// HTTPChallengeHandler returns next, wrapped to answer the ACME HTTP-01
+// challenges of an IP certificate (see Config.HTTPChallengeAddr). Without
+// one it returns next unchanged.
+func (r *Relay) HTTPChallengeHandler(next http.Handler) http.Handler {
+	if a, ok := r.certs.(*acmeCerts); ok && a.mode == CertModeHTTP01 {
+		return a.issuer.HTTPChallengeHandler(next)
+	}
+	return next
 }
 
 // Region returns the DERP region describing this relay, for the control

@@ -35,8 +35,11 @@ type certSource interface {
 // certificate pinned by hash for IP literals (and an empty hostname), ACME for
 // DNS names. ln is the address of the DERP listener, ctx the relay's lifetime.
 func newCertSource(ctx context.Context, cfg Config, host hostname, ln net.Addr, logger *slog.Logger) (certSource, error) {
-	if host.name == "" {
+	if host.name == "" && (cfg.HTTPChallengeAddr == "" || !host.ip.IsValid()) {
 		return loadOrCreateSelfSigned(cfg.StateDir, host.ip, logger)
+	}
+	if host.name == "" {
+		return newACMECerts(ctx, cfg, host.ip.String(), ln, logger)
 	}
 	return newACMECerts(ctx, cfg, host.name, ln, logger)
 }

@@ -35,6 +35,11 @@ type HomenetConfig struct {
 	// through its /etc/hosts and trusts CA.
 	Name string
 	CA   *CA
+	// IPCert, with CA, runs homenet as on the internet under its address:
+	// server.url https://ADDR, control on :80 (which answers the CA's
+	// HTTP-01 challenge) and on the relay's :443, whose certificate is for
+	// the address. The host trusts CA.
+	IPCert bool
 }
 
 // Homenet is `homenet serve` running in a lab host, configured with a TOML
@@ -91,6 +96,15 @@ func (l *Lab) NewHomenet(h *Host, cfg HomenetConfig) *Homenet {
 		relayName = fmt.Sprintf("hostname = %q\nacme_directory = %q\n", cfg.Name, cfg.CA.Directory)
 		cfg.CA.Trust(h)
 		h.AddHosts(h.Addr(), cfg.Name)
+	}
+	if cfg.IPCert {
+		if cfg.CA == nil {
+			l.t.Fatal("lab: HomenetConfig.IPCert needs a CA")
+		}
+		hn.URL = "https://" + h.Addr().String()
+		listen, relayListen = 80, 443
+		relayName = fmt.Sprintf("acme_directory = %q\n", cfg.CA.Directory)
+		cfg.CA.Trust(h)
 	}
 	conf := fmt.Sprintf(`# written by the e2e lab
 state_dir = %q
