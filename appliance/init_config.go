@@ -43,6 +43,9 @@ func (in *initRun) decide(existing *Config, n NetInfo) (Config, string, error) {
 	default:
 		var guess string
 		guess, urlWhy = chooseServerURL(n, portOf(c.Server.Listen))
+		if u := httpsForWAN(guess, n, c, in.plat); u != "" {
+			guess, urlWhy = u, urlWhy+", over https with a certificate for the address (HTTP-01 on port 80)"
+		}
 		c.Server.URL = guess
 		if o.Ask != nil {
 			for {
@@ -64,6 +67,12 @@ func (in *initRun) decide(existing *Config, n NetInfo) (Config, string, error) {
 		}
 	}
 
+	if o.ACMEDirectory != "" {
+		c.Relay.ACMEDirectory = o.ACMEDirectory
+	}
+	if o.ACMEEmail != "" {
+		c.Relay.ACMEEmail = o.ACMEEmail
+	}
 	if why := in.applyDDNS(&c); why != "" {
 		urlWhy = why
 	}

@@ -80,12 +80,6 @@ func (in *initRun) applyDDNS(c *Config) string {
 	c.DDNS = o.DDNS
 	c.DDNS.IPv4, c.DDNS.IPv6 = ipv4, ipv6
 	c.DDNS.Name = normName(c.DDNS.Name)
-	if o.ACMEDirectory != "" {
-		c.Relay.ACMEDirectory = o.ACMEDirectory
-	}
-	if o.ACMEEmail != "" {
-		c.Relay.ACMEEmail = o.ACMEEmail
-	}
 	if o.ServerURL != "" {
 		return ""
 	}

@@ -159,6 +159,30 @@ func chooseServerURL(n NetInfo, port string) (string, string) {
 	return mk(netip.MustParseAddr("127.0.0.1")), "no usable address found: only this host can use it"
 }
 
+// httpsForWAN returns https://ADDR for a guessed http://ADDR:PORT URL when
+// ADDR is the public address of this host's own WAN interface and the
+// platform leaves ports 80 and 443 to homenet (httpsListeners then moves
+// the listeners there), else "". A client of a public http:// server
+// insists on TLS on port 443 with a trusted certificate after its first
+// failed connection, so plain http loses phones at the first restart; the
+// relay gets a certificate for the address by HTTP-01 on port 80.
+func httpsForWAN(guess string, n NetInfo, c Config, p Platform) string {
+	u, err := url.Parse(guess)
+	wan := n.WANIPv4()
+	if err != nil || u.Scheme != "http" || addrClass(wan) != addrPublic || u.Hostname() != wan.String() || !c.Relay.Enabled {
+		return ""
+	}
+	switch p.Kind {
+	case PlatformOpenWrt, PlatformSynology, PlatformQNAP:
+		return ""
+	}
+	def := DefaultConfig()
+	if c.Server.Listen != def.Server.Listen || c.Relay.Listen != def.Relay.Listen {
+		return ""
+	}
+	return "https://" + wan.String()
+}
+
 // Warning tells the user why phones may not reach the server, and what to
 // do about it.
 type Warning struct {

@@ -1005,3 +1005,48 @@ func TestInitAsksDDNS(t *testing.T) {
 		}
 	}
 }
+
+func TestInitPublicWANGetsHTTPS(t *testing.T) {
+	var pc platformCase
+	for _, c := range platformCases() {
+		if c.wantKind == PlatformSystemd {
+			pc = c
+			break
+		}
+	}
+	tests := []struct {
+		name    string
+		n       NetInfo
+		wantURL string
+		listen  [2]string
+	}{
+		{"public WAN", netOf("eth0", "198.51.100.4/24", "192.168.1.0/24"), "https://198.51.100.4", [2]string{":80", ":443"}},
+		{"carrier NAT WAN", netOf("eth0", "100.64.0.2/24", "192.168.1.0/24"), "http://100.64.0.2:8080", [2]string{":8080", ":8443"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := makeRoot(t, pc)
+			res, err := Init(context.Background(), InitOptions{Root: root, NoService: true, Net: &tt.n, Now: fixedNow})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := LoadConfig(filepath.Join(root, pc.wantCfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ServerURL != tt.wantURL || [2]string{cfg.Server.Listen, cfg.Relay.Listen} != tt.listen {
+				t.Errorf("URL %s, listeners %q %q; want %s, %q", res.ServerURL, cfg.Server.Listen, cfg.Relay.Listen, tt.wantURL, tt.listen)
+			}
+			if tt.listen[0] == ":80" {
+				if ipCertChallengeAddr(cfg) != ":80" {
+					t.Errorf("serve would not ask for an IP certificate with this config")
+				}
+				for _, w := range res.Warnings {
+					if w.Code == "public-http-url" || w.Code == "https-port" {
+						t.Errorf("warning %s: %s", w.Code, w.Message)
+					}
+				}
+			}
+		})
+	}
+}

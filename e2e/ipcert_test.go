@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"homenet/e2e/lab"
 
 	"tailscale.com/tailcfg"
 )
@@ -56,5 +59,62 @@ func TestIPCertLogin(t *testing.T) {
 	sameNodes(t, tn.hn, before)
 	if n := tn.ca.Issued(); n != 1 {
 		t.Errorf("pebble issued %d certificates, want 1 (the restart must reuse the stored one)", n)
+	}
+}
+
+// TestInitPublicIPv4 is a gateway with a public IPv4 address on its WAN:
+// what `homenet init` writes there (https://ADDR, control on :80 and the
+// relay on :443 with a certificate for the address) brings both phones
+// back on the control server within 60 s of a homenet restart, as
+// `homenet nodes list` counts them. (With the http://ADDR:8080 init used to
+// write, 0 of 2 phones were back: after one failed dial a client of a
+// public http:// server insists on TLS on 443.)
+func TestInitPublicIPv4(t *testing.T) {
+	t.Parallel()
+	l := lab.New(t)
+	lab.PebbleBinary(t)
+	inet := l.Internet()
+	// The default route's next hop stands for the ISP; the phones' routers
+	// share the /24, so it is never used.
+	gw := l.Host("gw", inet.Link(publicWAN+".1/24").Via(publicWAN+".254"))
+	ca := l.CA(l.Host("ca", inet.Link(publicWAN+".2/24")))
+	ca.Trust(gw)
+	hn := initAndServe(t, l, gw, "https://"+publicWAN+".1", "--lan", "none", "--acme-directory", ca.Directory)
+
+	var phones []*lab.Phone
+	for i, name := range []string{"p1", "p2"} {
+		nat := l.NATRouter(fmt.Sprintf("nat%d", i+1), inet.Link(fmt.Sprintf("%s.%d/24", publicWAN, 11+i)), fmt.Sprintf("10.%d.0.1/24", i+1), lab.NATOpts{})
+		h := l.Host(name, nat.LAN.Link(fmt.Sprintf("10.%d.0.2/24", i+1)))
+		ca.Trust(h)
+		phones = append(phones, l.Phone(h))
+	}
+	key, err := hn.CreateKey("--reusable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range phones {
+		if err := p.Up(hn.URL, key); err != nil {
+			t.Fatalf("tailscale up on %s: %v", p.Name, err)
+		}
+	}
+	for _, p := range phones {
+		if err := p.WaitPeers(joinTimeout, without(phones, p)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := hn.Nodes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		start := time.Now()
+		hn.Restart()
+		waitOnline(t, hn, len(before), 60*time.Second)
+		t.Logf("restart %d: homenet stop → both phones online on the control server again: %v", i+1, time.Since(start).Round(time.Millisecond))
+	}
+	sameNodes(t, hn, before)
+	icmpReaches(t, phones[0], ip4(t, phones[1]))
+	if n := ca.Issued(); n != 1 {
+		t.Errorf("pebble issued %d certificates, want 1", n)
 	}
 }

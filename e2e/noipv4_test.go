@@ -337,8 +337,7 @@ func TestPublicIPv4DDNS(t *testing.T) {
 }
 
 // initDDNS runs `homenet init --ddns rfc2136` on gw with dns's TSIG key
-// and ca as the ACME CA, starts `homenet serve` on the config it wrote and
-// waits until https://name:8443 answers.
+// and ca as the ACME CA (initAndServe).
 func initDDNS(t *testing.T, l *lab.Lab, gw *lab.Host, dns *lab.BIND, ca *lab.CA, name string, extra ...string) *lab.Homenet {
 	t.Helper()
 	creds := gw.Dir + "/ddns.env"
@@ -347,12 +346,20 @@ func initDDNS(t *testing.T, l *lab.Lab, gw *lab.Host, dns *lab.BIND, ca *lab.CA,
 	if err := os.WriteFile(creds, []byte(credText), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	args := append([]string{"--ddns", "rfc2136", "--ddns-name", name, "--ddns-credentials", creds, "--acme-directory", ca.Directory}, extra...)
+	return initAndServe(t, l, gw, "https://"+name+":8443", args...)
+}
+
+// initAndServe runs `homenet init --non-interactive --no-service ARGS` on
+// gw, as a user would (only files under gw's directory and its private
+// /etc), checks that it chose wantURL, starts `homenet serve` on the config
+// it wrote and waits until wantURL answers, certificate included.
+func initAndServe(t *testing.T, l *lab.Lab, gw *lab.Host, wantURL string, args ...string) *lab.Homenet {
+	t.Helper()
 	cfgPath, stateDir := gw.Dir+"/homenet.toml", gw.Dir+"/state"
-	args := append([]string{lab.HomenetBinary(t), "init", "--non-interactive", "--root", "/", "--no-service",
-		"--config", cfgPath, "--state-dir", stateDir,
-		"--ddns", "rfc2136", "--ddns-name", name, "--ddns-credentials", creds,
-		"--acme-directory", ca.Directory, "--json"}, extra...)
-	out, err := gw.Output(60*time.Second, args...)
+	cmd := append([]string{lab.HomenetBinary(t), "init", "--non-interactive", "--root", "/", "--no-service",
+		"--config", cfgPath, "--state-dir", stateDir, "--json"}, args...)
+	out, err := gw.Output(60*time.Second, cmd...)
 	if err != nil {
 		t.Fatalf("homenet init: %v\n%s", err, out)
 	}
@@ -360,7 +367,6 @@ func initDDNS(t *testing.T, l *lab.Lab, gw *lab.Host, dns *lab.BIND, ca *lab.CA,
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("homenet init --json: %v\n%s", err, out)
 	}
-	wantURL := "https://" + name + ":8443"
 	if res.ServerURL != wantURL {
 		t.Fatalf("homenet init chose server URL %q, want %s", res.ServerURL, wantURL)
 	}
@@ -371,12 +377,12 @@ func initDDNS(t *testing.T, l *lab.Lab, gw *lab.Host, dns *lab.BIND, ca *lab.CA,
 	t.Logf("homenet init (reachability %s) wrote:\n%s", res.Reachability.Case, conf)
 
 	hn := l.HomenetAt(gw, cfgPath, stateDir, wantURL)
-	hn.StartTimeout = 90 * time.Second // DNS, then a certificate by DNS-01
+	hn.StartTimeout = 90 * time.Second // DNS, then a certificate
 	start := time.Now()
 	hn.StartArgs("--log-level", "debug")
-	t.Logf("homenet serve → records published, certificate by DNS-01, https answering: %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("homenet serve → certificate issued, %s answering: %v", wantURL, time.Since(start).Round(time.Millisecond))
 	if rss, err := hn.RSS(); err == nil {
-		t.Logf("homenet serve RSS with DDNS and certmagic, certificate issued, no phones yet: %.1f MiB", float64(rss)/(1<<20))
+		t.Logf("homenet serve RSS after the certificate, no phones yet: %.1f MiB", float64(rss)/(1<<20))
 	}
 	return hn
 }

@@ -141,7 +141,7 @@ func TestCLIInitInteractive(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit code %d, stderr %s", code, stderr)
 	}
-	for _, want := range []string{"Platform: Debian GNU/Linux 12 (bookworm) (systemd)", "Server URL phones will use [http://", "LAN prefixes phones may reach"} {
+	for _, want := range []string{"Platform: Debian GNU/Linux 12 (bookworm) (systemd)", "Server URL phones will use [", "LAN prefixes phones may reach"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr does not contain %q:\n%s", want, stderr)
 		}
