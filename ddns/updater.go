@@ -49,6 +49,9 @@ type Status struct {
 	NextRetry   time.Time `json:"next_retry,omitzero"`
 	Updates     int       `json:"updates"` // successful provider writes
 	Failures    int       `json:"failures"`
+	// Updating says a write to the provider is in flight: a slow or
+	// unreachable API shows here before its timeout turns into LastError.
+	Updating bool `json:"updating,omitempty"`
 }
 
 // Retry and resync timing.
@@ -157,7 +160,9 @@ func (u *Updater) Run(ctx context.Context) {
 		if time.Since(lastFull) >= resync {
 			forceAll = true
 		}
+		u.setUpdating(true)
 		err := u.sync(ctx, want, forceAll)
+		u.setUpdating(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -230,4 +235,10 @@ func (u *Updater) write(ctx context.Context, typ string, ip netip.Addr) error {
 	}
 	u.cfg.Logger.Info("ddns: record set", "name", u.cfg.Name, "type", typ, "address", ip)
 	return nil
+}
+
+func (u *Updater) setUpdating(on bool) {
+	u.mu.Lock()
+	u.status.Updating = on
+	u.mu.Unlock()
 }

@@ -172,3 +172,41 @@ func TestUpdaterRetriesAndReports(t *testing.T) {
 		t.Errorf("status names %q %q", st.Provider, st.Name)
 	}
 }
+
+// slowProvider blocks SetRecords until release is closed.
+type slowProvider struct {
+	fakeProvider
+	release chan struct{}
+}
+
+func (s *slowProvider) SetRecords(ctx context.Context, zone string, rs []libdns.Record) ([]libdns.Record, error) {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.fakeProvider.SetRecords(ctx, zone, rs)
+}
+
+func TestUpdaterShowsWriteInFlight(t *testing.T) {
+	p := &slowProvider{release: make(chan struct{})}
+	u := New(Config{Provider: p, ProviderName: "fake", Zone: "example.net", Name: "home.example.net", IPv6: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go u.Run(ctx)
+	u.Set(Addrs{IPv6: v6a})
+	deadline := time.Now().Add(5 * time.Second)
+	for !u.Status().Updating {
+		if time.Now().After(deadline) {
+			t.Fatal("status never said a write is in flight while the provider hung")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(p.release)
+	for st := u.Status(); st.Updating || st.Updates == 0; st = u.Status() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the provider answered: %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -70,6 +70,9 @@ func printReachability(w io.Writer, now time.Time, extra map[string]any) {
 		if !d.LastUpdate.IsZero() {
 			fmt.Fprintf(w, "  Last update:\t%s\n", relTime(now, d.LastUpdate, "-"))
 		}
+		if d.Updating {
+			fmt.Fprintf(w, "  Updating:\twaiting for %s to answer\n", d.Provider)
+		}
 		if d.LastError != "" {
 			fmt.Fprintf(w, "  Last error:\t%s (%s; next try %s)\n", d.LastError, relTime(now, d.LastErrorAt, "-"), relTime(now, d.NextRetry, "-"))
 		}
