@@ -11,7 +11,6 @@ import (
 	"homenet/e2e/lab"
 
 	"tailscale.com/ipn/ipnstate"
-	"tailscale.com/tailcfg"
 )
 
 // TestHTTPSLogin: with server.url https://hn.test (certificate from the
@@ -86,21 +85,7 @@ func TestHTTPSLogin(t *testing.T) {
 	}
 
 	// The DERP map names the relay by its DNS name on 443, with no pin.
-	dmJSON, err := p1.DERPMap()
-	if err != nil {
-		t.Fatalf("tailscale debug derp-map: %v", err)
-	}
-	var dm tailcfg.DERPMap
-	if err := json.Unmarshal(dmJSON, &dm); err != nil {
-		t.Fatalf("tailscale debug derp-map: %v\n%s", err, dmJSON)
-	}
-	var nodes []*tailcfg.DERPNode
-	for _, r := range dm.Regions {
-		nodes = append(nodes, r.Nodes...)
-	}
-	if len(nodes) != 1 || nodes[0].HostName != "hn.test" || nodes[0].DERPPort != 443 || nodes[0].CertName != "" {
-		t.Errorf("DERP map %s: want one node hn.test on port 443 without CertName", dmJSON)
-	}
+	checkDERPNode(t, p1, "hn.test", 443, "", "")
 
 	icmpReaches(t, p1, ip4(t, p2))
 	icmpReaches(t, p2, ip4(t, p1))

@@ -1,15 +1,11 @@
 package e2e
 
 import (
-	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"homenet/e2e/lab"
-
-	"tailscale.com/tailcfg"
 )
 
 // TestIPCertLogin: with server.url https://<public IP>, homenet gets an
@@ -25,22 +21,8 @@ func TestIPCertLogin(t *testing.T) {
 	tn.join(t, tn.key(t), p1, p2)
 	icmpReaches(t, p1, ip4(t, p2))
 
-	dmJSON, err := p1.DERPMap()
-	if err != nil {
-		t.Fatalf("tailscale debug derp-map: %v", err)
-	}
-	var dm tailcfg.DERPMap
-	if err := json.Unmarshal(dmJSON, &dm); err != nil {
-		t.Fatalf("tailscale debug derp-map: %v\n%s", err, dmJSON)
-	}
 	gw := tn.gw.Addr().String()
-	var nodes []*tailcfg.DERPNode
-	for _, r := range dm.Regions {
-		nodes = append(nodes, r.Nodes...)
-	}
-	if len(nodes) != 1 || nodes[0].HostName != gw || nodes[0].DERPPort != 443 || nodes[0].CertName != "" {
-		t.Errorf("DERP map %s: want one node %s on port 443 without a CertName pin", dmJSON, gw)
-	}
+	checkDERPNode(t, p1, gw, 443, gw, "none")
 	derpCheck(t, p2)
 	for _, p := range []string{p1.Daemon.Log(), p2.Daemon.Log()} {
 		if strings.Contains(p, "TLS cert verificication") || strings.Contains(p, "TLS cert verification") {
@@ -81,27 +63,8 @@ func TestInitPublicIPv4(t *testing.T) {
 	ca.Trust(gw)
 	hn := initAndServe(t, l, gw, "https://"+publicWAN+".1", "--lan", "none", "--acme-directory", ca.Directory)
 
-	var phones []*lab.Phone
-	for i, name := range []string{"p1", "p2"} {
-		nat := l.NATRouter(fmt.Sprintf("nat%d", i+1), inet.Link(fmt.Sprintf("%s.%d/24", publicWAN, 11+i)), fmt.Sprintf("10.%d.0.1/24", i+1), lab.NATOpts{})
-		h := l.Host(name, nat.LAN.Link(fmt.Sprintf("10.%d.0.2/24", i+1)))
-		ca.Trust(h)
-		phones = append(phones, l.Phone(h))
-	}
-	key, err := hn.CreateKey("--reusable")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range phones {
-		if err := p.Up(hn.URL, key); err != nil {
-			t.Fatalf("tailscale up on %s: %v", p.Name, err)
-		}
-	}
-	for _, p := range phones {
-		if err := p.WaitPeers(joinTimeout, without(phones, p)...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	phones := natPhones(t, l, inet, ca.Trust, "p1", "p2")
+	upAll(t, hn, phones)
 	before, err := hn.Nodes()
 	if err != nil {
 		t.Fatal(err)

@@ -90,7 +90,7 @@ func TestNoPublicIPv4(t *testing.T) {
 	})
 	t.Logf("tailscale up → peers → the LAN host's page: %v (the page after %v)", time.Since(start).Round(time.Millisecond), lanTime.Round(time.Millisecond))
 	logPaths(t, p1, p2)
-	checkDERPNode(t, p1, name, 8443, "none")
+	checkDERPNode(t, p1, name, 8443, "none", "")
 	derpCheckIPv6(t, p1)
 
 	// A restart: phones come back over TLS on 8443, no new certificate.
@@ -232,10 +232,10 @@ func logPaths(t *testing.T, phones ...*lab.Phone) {
 	}
 }
 
-// checkDERPNode checks the DERP map p got: one node, the DNS name on port,
-// no certificate pin, and IPv4 as given ("none" when the home has no
-// public IPv4, "" to let clients resolve it).
-func checkDERPNode(t *testing.T, p *lab.Phone, host string, port int, ipv4 string) {
+// checkDERPNode checks the DERP map p got: one node, host on port, no
+// certificate pin, and IPv4 and IPv6 as given ("none" for a family clients
+// must not dial, "" to let them resolve host).
+func checkDERPNode(t *testing.T, p *lab.Phone, host string, port int, ipv4, ipv6 string) {
 	t.Helper()
 	dmJSON, err := p.DERPMap()
 	if err != nil {
@@ -249,8 +249,8 @@ func checkDERPNode(t *testing.T, p *lab.Phone, host string, port int, ipv4 strin
 	for _, r := range dm.Regions {
 		nodes = append(nodes, r.Nodes...)
 	}
-	if len(nodes) != 1 || nodes[0].HostName != host || nodes[0].DERPPort != port || nodes[0].CertName != "" || nodes[0].IPv4 != ipv4 || nodes[0].IPv6 != "" {
-		t.Errorf("DERP map %s: want one node %s on port %d, IPv4 %q, no IPv6 override, no CertName", dmJSON, host, port, ipv4)
+	if len(nodes) != 1 || nodes[0].HostName != host || nodes[0].DERPPort != port || nodes[0].CertName != "" || nodes[0].IPv4 != ipv4 || nodes[0].IPv6 != ipv6 {
+		t.Errorf("DERP map %s: want one node %s on port %d, IPv4 %q, IPv6 %q, no CertName", dmJSON, host, port, ipv4, ipv6)
 	}
 }
 
@@ -307,30 +307,13 @@ func TestPublicIPv4DDNS(t *testing.T) {
 		t.Errorf("homenet status lacks public-ipv4 and the A record:\n%s", st)
 	}
 
-	var phones []*lab.Phone
-	for i, n := range []string{"p1", "p2"} {
-		nat := l.NATRouter(fmt.Sprintf("nat%d", i+1), inet.Link(fmt.Sprintf("198.51.100.%d/24", 11+i)), fmt.Sprintf("10.%d.0.1/24", i+1), lab.NATOpts{})
-		h := l.Host(n, nat.LAN.Link(fmt.Sprintf("10.%d.0.2/24", i+1)))
+	phones := natPhones(t, l, inet, func(h *lab.Host) {
 		dns.UseAsResolver(h)
 		ca.Trust(h)
-		phones = append(phones, l.Phone(h))
-	}
-	key, err := hn.CreateKey("--reusable")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range phones {
-		if err := p.Up(hn.URL, key); err != nil {
-			t.Fatalf("tailscale up on %s: %v", p.Name, err)
-		}
-	}
-	for _, p := range phones {
-		if err := p.WaitPeers(joinTimeout, without(phones, p)...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	}, "p1", "p2")
+	upAll(t, hn, phones)
 	icmpReaches(t, phones[0], ip4(t, phones[1]))
-	checkDERPNode(t, phones[0], name, 8443, "")
+	checkDERPNode(t, phones[0], name, 8443, "", "")
 	if n := ca.Issued(); n != 1 {
 		t.Errorf("pebble issued %d certificates, want 1", n)
 	}
@@ -385,4 +368,39 @@ func initAndServe(t *testing.T, l *lab.Lab, gw *lab.Host, wantURL string, args .
 		t.Logf("homenet serve RSS after the certificate, no phones yet: %.1f MiB", float64(rss)/(1<<20))
 	}
 	return hn
+}
+
+// natPhones starts a phone for each name, behind a NAT router of its own
+// on inet (natN at 198.51.100.(10+N), LAN 10.N.0.0/24); prep readies each
+// host before its tailscaled starts (resolver, trusted CA).
+func natPhones(t *testing.T, l *lab.Lab, inet *lab.Net, prep func(*lab.Host), names ...string) []*lab.Phone {
+	t.Helper()
+	var phones []*lab.Phone
+	for i, name := range names {
+		nat := l.NATRouter(fmt.Sprintf("nat%d", i+1), inet.Link(fmt.Sprintf("%s.%d/24", publicWAN, 11+i)), fmt.Sprintf("10.%d.0.1/24", i+1), lab.NATOpts{})
+		h := l.Host(name, nat.LAN.Link(fmt.Sprintf("10.%d.0.2/24", i+1)))
+		prep(h)
+		phones = append(phones, l.Phone(h))
+	}
+	return phones
+}
+
+// upAll logs every phone in to hn with one reusable key and waits until
+// each sees the others.
+func upAll(t *testing.T, hn *lab.Homenet, phones []*lab.Phone) {
+	t.Helper()
+	key, err := hn.CreateKey("--reusable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range phones {
+		if err := p.Up(hn.URL, key); err != nil {
+			t.Fatalf("tailscale up on %s: %v", p.Name, err)
+		}
+	}
+	for _, p := range phones {
+		if err := p.WaitPeers(joinTimeout, without(phones, p)...); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
