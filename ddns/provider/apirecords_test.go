@@ -190,3 +190,22 @@ func TestAPILibdnsRecord(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// checkZoneRun checks one provider call against the fake zone: no error,
+// the records it returned, the API requests the zone logged and the zone's
+// records afterwards.
+func checkZoneRun(t *testing.T, zone *fakeZone, out []libdns.Record, err error, wantOut, wantLog, wantState []string) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := describe(out); !slices.Equal(got, wantOut) {
+		t.Errorf("returned\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantOut, "\n"))
+	}
+	if got := zone.requests(); !slices.Equal(got, wantLog) {
+		t.Errorf("requests\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantLog, "\n"))
+	}
+	if got := zone.state(); !slices.Equal(got, wantState) {
+		t.Errorf("zone after\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantState, "\n"))
+	}
+}

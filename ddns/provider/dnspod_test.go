@@ -344,18 +344,7 @@ func TestDNSPodOperations(t *testing.T) {
 			p, _, f := newDNSPodTest(t, zone)
 			f.pageSize = tt.pageSize
 			out, err := tt.run(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := describe(out); !slices.Equal(got, tt.wantOut) {
-				t.Errorf("returned\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.wantOut, "\n"))
-			}
-			if got := zone.requests(); !slices.Equal(got, tt.wantLog) {
-				t.Errorf("requests\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.wantLog, "\n"))
-			}
-			if got := zone.state(); !slices.Equal(got, want) {
-				t.Errorf("zone after\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
+			checkZoneRun(t, zone, out, err, tt.wantOut, tt.wantLog, want)
 		})
 	}
 }
