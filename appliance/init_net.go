@@ -159,6 +159,19 @@ func chooseServerURL(n NetInfo, port string) (string, string) {
 	return mk(netip.MustParseAddr("127.0.0.1")), "no usable address found: only this host can use it"
 }
 
+// webPortsFree reports whether init may put c's listeners on 80 and 443:
+// the relay is on, both listeners are at their defaults (the user chose
+// nothing else), and the platform's web interface does not hold those
+// ports, as it does on OpenWrt, Synology and QNAP.
+func webPortsFree(c Config, p Platform) bool {
+	switch p.Kind {
+	case PlatformOpenWrt, PlatformSynology, PlatformQNAP:
+		return false
+	}
+	def := DefaultConfig()
+	return c.Relay.Enabled && c.Server.Listen == def.Server.Listen && c.Relay.Listen == def.Relay.Listen
+}
+
 // httpsForWAN returns https://ADDR for a guessed http://ADDR:PORT URL when
 // ADDR is the public address of this host's own WAN interface and the
 // platform leaves ports 80 and 443 to homenet (httpsListeners then moves
@@ -169,15 +182,7 @@ func chooseServerURL(n NetInfo, port string) (string, string) {
 func httpsForWAN(guess string, n NetInfo, c Config, p Platform) string {
 	u, err := url.Parse(guess)
 	wan := n.WANIPv4()
-	if err != nil || u.Scheme != "http" || addrClass(wan) != addrPublic || u.Hostname() != wan.String() || !c.Relay.Enabled {
-		return ""
-	}
-	switch p.Kind {
-	case PlatformOpenWrt, PlatformSynology, PlatformQNAP:
-		return ""
-	}
-	def := DefaultConfig()
-	if c.Server.Listen != def.Server.Listen || c.Relay.Listen != def.Relay.Listen {
+	if err != nil || u.Scheme != "http" || addrClass(wan) != addrPublic || u.Hostname() != wan.String() || !webPortsFree(c, p) {
 		return ""
 	}
 	return "https://" + wan.String()
@@ -340,19 +345,11 @@ func schemeWarnings(cfg *Config, urlClass, rerun string) []Warning {
 // interface holds 80 and 443. It reports whether it moved them.
 func httpsListeners(c *Config, p Platform) bool {
 	u, err := url.Parse(c.Server.URL)
-	if err != nil || u.Scheme != "https" || u.Port() != "" || !c.Relay.Enabled {
+	if err != nil || u.Scheme != "https" || u.Port() != "" || !webPortsFree(*c, p) {
 		return false
 	}
 	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && addrClass(ip) != addrPublic {
 		return false // no CA certifies a private address
-	}
-	switch p.Kind {
-	case PlatformOpenWrt, PlatformSynology, PlatformQNAP:
-		return false
-	}
-	def := DefaultConfig()
-	if c.Server.Listen != def.Server.Listen || c.Relay.Listen != def.Relay.Listen {
-		return false
 	}
 	c.Server.Listen, c.Relay.Listen = ":80", ":443"
 	return true

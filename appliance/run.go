@@ -35,6 +35,10 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	// Everything started below ends with Serve, also on an early error:
+	// the address watch and dynamic DNS run before the other parts.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for _, w := range urlSchemeWarnings(&cfg) {
 		logger.Warn("homenet: "+w.Message, "fix", w.Fix, "code", w.Code)
 	}

@@ -95,13 +95,9 @@ func newACMECerts(ctx context.Context, cfg Config, host string, ln net.Addr, log
 		// HTTPChallengeHandler.
 		a.mode = CertModeHTTP01
 		iss.DisableHTTPChallenge, iss.DisableTLSALPNChallenge = false, true
-		h, p, err := net.SplitHostPort(cfg.HTTPChallengeAddr)
-		if err != nil {
-			return nil, fmt.Errorf("relay: HTTP-01 address %q: %w", cfg.HTTPChallengeAddr, err)
-		}
-		iss.ListenHost = h
-		if iss.AltHTTPPort, err = strconv.Atoi(p); err != nil {
-			return nil, fmt.Errorf("relay: HTTP-01 address %q: %w", cfg.HTTPChallengeAddr, err)
+		var err error
+		if iss.ListenHost, iss.AltHTTPPort, err = splitHostPort(cfg.HTTPChallengeAddr); err != nil {
+			return nil, fmt.Errorf("relay: HTTP-01 address: %w", err)
 		}
 		if isLetsEncrypt(a.directory) {
 			iss.Profile = "shortlived" // the only profile Let's Encrypt issues IP certificates under
@@ -119,13 +115,9 @@ func newACMECerts(ctx context.Context, cfg Config, host string, ln net.Addr, log
 		// certmagic listens for TLS-ALPN-01 itself unless the address is
 		// taken; naming the DERP listener makes it leave the challenge
 		// to that listener, whose GetCertificate answers it.
-		h, p, err := net.SplitHostPort(ln.String())
-		if err != nil {
-			return nil, fmt.Errorf("relay: DERP listener address %q: %w", ln, err)
-		}
-		iss.ListenHost = h
-		if iss.AltTLSALPNPort, err = strconv.Atoi(p); err != nil {
-			return nil, fmt.Errorf("relay: DERP listener address %q: %w", ln, err)
+		var err error
+		if iss.ListenHost, iss.AltTLSALPNPort, err = splitHostPort(ln.String()); err != nil {
+			return nil, fmt.Errorf("relay: DERP listener address: %w", err)
 		}
 	}
 
@@ -203,6 +195,20 @@ func (a *acmeCerts) onEvent(ctx context.Context, event string, data map[string]a
 			"host", a.host, "renewal", renewal, "next_retry", next.Format(time.RFC3339), "err", err)
 	}
 	return nil
+}
+
+// splitHostPort splits a host:port address, as certmagic wants it for the
+// challenge listener it must leave alone.
+func splitHostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: bad port: %w", addr, err)
+	}
+	return h, port, nil
 }
 
 // isLetsEncrypt reports whether dir is a Let's Encrypt ACME directory

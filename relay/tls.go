@@ -31,17 +31,18 @@ type certSource interface {
 	close()
 }
 
-// newCertSource picks the certificate source for host: a self-signed
-// certificate pinned by hash for IP literals (and an empty hostname), ACME for
-// DNS names. ln is the address of the DERP listener, ctx the relay's lifetime.
+// newCertSource picks the certificate source for host: ACME for DNS names,
+// and for IP literals when the caller answers HTTP-01; else a self-signed
+// certificate pinned by hash. ln is the address of the DERP listener, ctx
+// the relay's lifetime.
 func newCertSource(ctx context.Context, cfg Config, host hostname, ln net.Addr, logger *slog.Logger) (certSource, error) {
-	if host.name == "" && (cfg.HTTPChallengeAddr == "" || !host.ip.IsValid()) {
-		return loadOrCreateSelfSigned(cfg.StateDir, host.ip, logger)
-	}
-	if host.name == "" {
+	switch {
+	case host.name != "":
+		return newACMECerts(ctx, cfg, host.name, ln, logger)
+	case host.ip.IsValid() && cfg.HTTPChallengeAddr != "":
 		return newACMECerts(ctx, cfg, host.ip.String(), ln, logger)
 	}
-	return newACMECerts(ctx, cfg, host.name, ln, logger)
+	return loadOrCreateSelfSigned(cfg.StateDir, host.ip, logger)
 }
 
 // serverTLSConfig returns the TLS configuration of the DERP listener.

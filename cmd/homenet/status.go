@@ -44,16 +44,17 @@ func status(ctx context.Context, inv *invocation, a control.Admin) error {
 	for _, r := range st.DERPRegions {
 		fmt.Fprintf(tw, "DERP region %d:\t%s %s, DERP port %d, STUN port %d\n", r.ID, r.Code, r.HostName, r.DERPPort, r.STUNPort)
 	}
-	printReachability(tw, inv.now, st.Extra)
+	printReachability(tw, st.Extra["reachability"])
+	printDDNS(tw, inv.now, st.Extra["ddns"])
+	printCertificate(tw, inv.now, st.Extra["certificate"])
 	printGateway(tw, st.Extra)
 	return tw.Flush()
 }
 
-// printReachability shows how phones away from home reach this host, what
-// dynamic DNS published and the state of the relay's certificate.
-func printReachability(w io.Writer, now time.Time, extra map[string]any) {
+// printReachability shows how phones away from home reach this host.
+func printReachability(w io.Writer, v any) {
 	var r appliance.Reachability
-	if reJSON(extra["reachability"], &r) && r.Case != "" {
+	if reJSON(v, &r) && r.Case != "" {
 		fmt.Fprintf(w, "Reachability:\t%s\n", r.Case)
 		if r.IPv4.IsValid() {
 			fmt.Fprintf(w, "  Public IPv4:\t%s\n", r.IPv4)
@@ -63,8 +64,12 @@ func printReachability(w io.Writer, now time.Time, extra map[string]any) {
 		}
 		fmt.Fprintf(w, "  Advice:\t%s\n", r.Advice)
 	}
+}
+
+// printDDNS shows what dynamic DNS published, and its last error.
+func printDDNS(w io.Writer, now time.Time, v any) {
 	var d ddns.Status
-	if reJSON(extra["ddns"], &d) && d.Name != "" {
+	if reJSON(v, &d) && d.Name != "" {
 		fmt.Fprintf(w, "Dynamic DNS:\t%s at %s, %d updates, %d failures\n", d.Name, d.Provider, d.Updates, d.Failures)
 		fmt.Fprintf(w, "  Published:\t%s\n", cmp.Or(strings.Join(d.Published, ", "), "nothing yet"))
 		if !d.LastUpdate.IsZero() {
@@ -77,8 +82,12 @@ func printReachability(w io.Writer, now time.Time, extra map[string]any) {
 			fmt.Fprintf(w, "  Last error:\t%s (%s; next try %s)\n", d.LastError, relTime(now, d.LastErrorAt, "-"), relTime(now, d.NextRetry, "-"))
 		}
 	}
+}
+
+// printCertificate shows the relay's certificate and its last ACME error.
+func printCertificate(w io.Writer, now time.Time, v any) {
 	var c relay.CertStatus
-	if reJSON(extra["certificate"], &c) && c.Mode != "" {
+	if reJSON(v, &c) && c.Mode != "" {
 		line := c.Mode
 		if len(c.Names) > 0 {
 			line += " for " + strings.Join(c.Names, ", ")
