@@ -78,6 +78,15 @@ type GatewayConfig struct {
 	// Masquerade rewrites tailnet sources to the gateway's LAN address, so
 	// LAN hosts need no route back to the tailnet.
 	Masquerade bool `toml:"masquerade"`
+	// ControlURL, when set, is a control server elsewhere (homenet on a
+	// VPS, or headscale) that the gateway joins. This host then runs only
+	// the gateway agent: no control server, relay or dynamic DNS, and the
+	// [server], [relay] and [ddns] sections are ignored.
+	ControlURL string `toml:"control_url"`
+	// AuthKeyFile holds the pre-auth key the agent registers with at
+	// ControlURL. It is read only to register: once registered, the
+	// agent's state dir keeps its identity.
+	AuthKeyFile string `toml:"auth_key_file"`
 }
 
 // DDNSConfig keeps a DNS name pointing at this host: its A record at the
@@ -172,6 +181,15 @@ func (c *Config) Validate() error {
 	if c.StateDir == "" {
 		return errors.New("state_dir: must not be empty")
 	}
+	if _, err := c.Prefix4(); err != nil {
+		return fmt.Errorf("tailnet.prefix4: %w", err)
+	}
+	if err := c.validateGateway(); err != nil {
+		return err
+	}
+	if c.Joins() {
+		return nil // [server], [relay] and [ddns] are not used
+	}
 	if err := validateServerURL(c.Server.URL); err != nil {
 		return fmt.Errorf("server.url: %w", err)
 	}
@@ -193,21 +211,43 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if _, err := c.Prefix4(); err != nil {
-		return fmt.Errorf("tailnet.prefix4: %w", err)
-	}
-	if !slices.Contains(FirewallKinds, c.Gateway.Firewall) {
-		return fmt.Errorf("gateway.firewall: %q is not one of %s", c.Gateway.Firewall, strings.Join(FirewallKinds, ", "))
-	}
 	if _, err := c.NodeKeyExpiry(); err != nil {
 		return fmt.Errorf("tailnet.node_key_expiry: %w", err)
 	}
-	for _, r := range c.Gateway.Routes {
+	return c.validateDDNS()
+}
+
+// Joins reports whether this host joins a control server elsewhere
+// (gateway.control_url) and runs only the gateway agent.
+func (c *Config) Joins() bool { return c.Gateway.ControlURL != "" }
+
+// validateGateway checks the [gateway] section.
+func (c *Config) validateGateway() error {
+	g := &c.Gateway
+	if !slices.Contains(FirewallKinds, g.Firewall) {
+		return fmt.Errorf("gateway.firewall: %q is not one of %s", g.Firewall, strings.Join(FirewallKinds, ", "))
+	}
+	for _, r := range g.Routes {
 		if _, err := netip.ParsePrefix(r); err != nil {
 			return fmt.Errorf("gateway.routes: %q is not a CIDR prefix", r)
 		}
 	}
-	return c.validateDDNS()
+	if !c.Joins() {
+		if g.AuthKeyFile != "" {
+			return errors.New("gateway.auth_key_file: only used with gateway.control_url (the local control server mints the gateway's key itself)")
+		}
+		return nil
+	}
+	if err := validateServerURL(g.ControlURL); err != nil {
+		return fmt.Errorf("gateway.control_url: %w", err)
+	}
+	if !g.Enabled {
+		return errors.New("gateway.control_url: set, but gateway.enabled is false: a host that joins another control server runs only the gateway agent")
+	}
+	if g.AuthKeyFile != "" && !filepath.IsAbs(g.AuthKeyFile) {
+		return fmt.Errorf("gateway.auth_key_file: %q is not an absolute path", g.AuthKeyFile)
+	}
+	return nil
 }
 
 // validateDDNS checks the [ddns] section. The credentials are read at

@@ -92,6 +92,17 @@ prefix4 = ""
 		{name: "ddns name outside zone", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home.example.net\"\nzone = \"example.org\"\n", wantErr: `ddns.name: "home.example.net" is not inside ddns.zone "example.org"`},
 		{name: "ddns zone suffix trap", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home.notexample.net\"\nzone = \"example.net\"\n", wantErr: "is not inside ddns.zone"},
 		{name: "ddns nothing to publish", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home.example.net\"\nipv4 = false\nipv6 = false\n", wantErr: "nothing to publish"},
+		{name: "join", toml: "[server]\nurl = \"ftp://ignored\"\n[gateway]\nenabled = true\ncontrol_url = \"https://vps.example.net\"\nauth_key_file = \"/etc/homenet/key\"\n", check: func(t *testing.T, c Config) {
+			if !c.Joins() || c.Gateway.AuthKeyFile != "/etc/homenet/key" {
+				t.Errorf("joins %v, key file %q", c.Joins(), c.Gateway.AuthKeyFile)
+			}
+		}},
+		{name: "join scheme", toml: "[gateway]\nenabled = true\ncontrol_url = \"vps.example.net\"\n", wantErr: "gateway.control_url"},
+		{name: "join path", toml: "[gateway]\nenabled = true\ncontrol_url = \"https://vps.example.net/x\"\n", wantErr: "gateway.control_url: \"https://vps.example.net/x\": must not have a path"},
+		{name: "join gateway off", toml: "[gateway]\ncontrol_url = \"https://vps.example.net\"\n", wantErr: "gateway.enabled is false"},
+		{name: "join relative key", toml: "[gateway]\nenabled = true\ncontrol_url = \"https://vps.example.net\"\nauth_key_file = \"key\"\n", wantErr: "gateway.auth_key_file: \"key\" is not an absolute path"},
+		{name: "join bad route", toml: "[gateway]\nenabled = true\ncontrol_url = \"https://vps.example.net\"\nroutes = [\"x\"]\n", wantErr: "gateway.routes"},
+		{name: "key file without join", toml: "[gateway]\nauth_key_file = \"/k\"\n", wantErr: "only used with gateway.control_url"},
 		{name: "ddns ttl", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home.example.net\"\nttl = -1\n", wantErr: "ddns.ttl"},
 	}
 	for _, tt := range tests {

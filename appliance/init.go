@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"homenet/control"
 )
 
 // InitOptions configure Init. The zero value detects everything, asks
@@ -76,6 +78,10 @@ type InitOptions struct {
 	// HTTPSPort is the port of https://NAME:PORT with DDNS; empty means
 	// DefaultHTTPSPort.
 	HTTPSPort string
+	// Join, when set, is a control server elsewhere (homenet on a VPS, or
+	// headscale) that this host's gateway agent joins with AuthKey: the
+	// config runs the agent only (gateway.control_url).
+	Join, AuthKey string
 	// ACMEDirectory and ACMEEmail set relay.acme_directory and
 	// relay.acme_email: a private CA, or Let's Encrypt's staging server.
 	ACMEDirectory, ACMEEmail string
@@ -101,7 +107,12 @@ type InitResult struct {
 	// Reachability is how phones away from home can reach this host.
 	Reachability Reachability `json:"reachability"`
 	// Next are commands the user still has to run, one per line.
-	Next       []string   `json:"next,omitempty"`
+	Next []string `json:"next,omitempty"`
+	// Join is how the agent fared, with --join.
+	Join *JoinResult `json:"join,omitempty"`
+	// AtHome are the commands that join a home gateway to this server,
+	// when it has no LAN of its own to serve (a VPS).
+	AtHome     []string   `json:"at_home,omitempty"`
 	Onboarding Onboarding `json:"onboarding"`
 }
 
@@ -248,13 +259,18 @@ func (in *initRun) run(ctx context.Context) error {
 	}
 	in.res.Network = n
 	in.logf("Network: %s", describeNetwork(n))
-	in.res.Reachability = in.reachability(n)
-	in.logf("Reachability: %s: %s", in.res.Reachability.Case, in.res.Reachability.Advice)
-	if err := in.askDDNS(existing); err != nil {
+	if err := in.checkJoin(existing); err != nil {
 		return err
 	}
-	if err := in.checkDDNS(); err != nil {
-		return err
+	if o.Join == "" {
+		in.res.Reachability = in.reachability(n)
+		in.logf("Reachability: %s: %s", in.res.Reachability.Case, in.res.Reachability.Advice)
+		if err := in.askDDNS(existing); err != nil {
+			return err
+		}
+		if err := in.checkDDNS(); err != nil {
+			return err
+		}
 	}
 
 	desired, urlWhy, err := in.decide(existing, n)
@@ -279,6 +295,9 @@ func (in *initRun) run(ctx context.Context) error {
 	if err := in.makeStateDir(in.res.StateDir); err != nil {
 		return err
 	}
+	if err := in.writeAuthKey(&cfg); err != nil {
+		return err
+	}
 	if err := in.integrate(ctx, &cfg); err != nil {
 		return err
 	}
@@ -286,8 +305,14 @@ func (in *initRun) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Joins() {
+		// No inbound connections: the agent dials out to its server.
+		if running {
+			in.waitJoined(ctx, &cfg)
+		}
+		return nil
+	}
 	in.onboard(ctx, cfgPath, &cfg, running)
-
 	in.res.Warnings = append(in.res.Warnings, reachabilityWarnings(in.plat, n, &cfg, existing != nil || o.ServerURL != "", "homenet init")...)
 	return nil
 }
@@ -513,17 +538,26 @@ func (in *initRun) service(ctx context.Context, cfgPath string, configChanged bo
 	return false, nil
 }
 
-// onboard creates the one-time key when the server runs.
+// onboard creates the one-time key when the server runs and, on a server
+// without a gateway of its own (a VPS), the key and command that join a
+// home gateway to it.
 func (in *initRun) onboard(ctx context.Context, cfgPath string, cfg *Config, running bool) {
 	ob := &in.res.Onboarding
 	keyCmd := fmt.Sprintf("homenet keys create --config %s --expiry 1h", cfgPath)
+	gwKeyCmd := fmt.Sprintf("homenet keys create --config %s --gateway", cfgPath)
+	joinCmd := func(key string) string {
+		return fmt.Sprintf("homenet init --join %s --auth-key %s", cfg.Server.URL, key)
+	}
+	if !cfg.Gateway.Enabled {
+		in.res.AtHome = []string{"# here, once homenet runs: " + gwKeyCmd, "# then on the home gateway:", joinCmd("KEY")}
+	}
 	if !running {
 		ob.KeyCommand = keyCmd
 		return
 	}
 	in.logf("Waiting for homenet to answer on %s…", path.Join(in.res.StateDir, "admin.sock"))
 	socket := filepath.Join(in.root, in.res.StateDir, "admin.sock")
-	key, info, err := createOnboardingKey(ctx, socket, in.o.AdminWait)
+	key, info, err := createOnboardingKey(ctx, socket, in.o.AdminWait, control.AuthKeyOptions{Expiry: OnboardingKeyExpiry})
 	if err != nil {
 		ob.KeyError = err.Error()
 		ob.KeyCommand = keyCmd
@@ -532,6 +566,12 @@ func (in *initRun) onboard(ctx context.Context, cfgPath string, cfg *Config, run
 		return
 	}
 	ob.Key, ob.KeyExpiry = key, info.Expiry
+	if !cfg.Gateway.Enabled {
+		gwKey, _, err := createOnboardingKey(ctx, socket, in.o.AdminWait, GatewayKeyOptions())
+		if err == nil {
+			in.res.AtHome = []string{"# on the home gateway (the key works once, for a day; more with: " + gwKeyCmd + "):", joinCmd(gwKey)}
+		}
+	}
 }
 
 // describeNetwork is one line about n for people.

@@ -35,6 +35,9 @@ func (in *initRun) decide(existing *Config, n NetInfo) (Config, string, error) {
 
 	urlWhy := ""
 	switch {
+	case o.Join != "":
+		in.applyJoin(&c)
+		urlWhy = "joined with --join"
 	case o.ServerURL != "":
 		c.Server.URL = o.ServerURL
 		urlWhy = "given with --server-url"
@@ -76,7 +79,7 @@ func (in *initRun) decide(existing *Config, n NetInfo) (Config, string, error) {
 	if why := in.applyDDNS(&c); why != "" {
 		urlWhy = why
 	}
-	if httpsListeners(&c, in.plat) {
+	if !c.Joins() && httpsListeners(&c, in.plat) {
 		in.logf("Server URL %s is https: control listens on %s (plain Noise) and the relay on %s (TLS, serving control too)", c.Server.URL, c.Server.Listen, c.Relay.Listen)
 	}
 
@@ -89,6 +92,9 @@ func (in *initRun) decide(existing *Config, n NetInfo) (Config, string, error) {
 		c.Gateway.Routes = prefixStrings(o.LAN)
 	case existing != nil:
 		// keep
+	case o.Join == "" && o.Ask == nil && isServerOnly(n):
+		c.Gateway.Enabled = false
+		in.logf("No LAN to serve and a public address: a server for phones and home gateways, with no gateway of its own")
 	case in.plat.Kind == PlatformSynology:
 		// DSM 7 runs the package unprivileged: the subnet router needs
 		// the package's boot task first.
@@ -142,6 +148,13 @@ func (in *initRun) decide(existing *Config, n NetInfo) (Config, string, error) {
 	return c, urlWhy, nil
 }
 
+// isServerOnly reports whether n looks like a VPS: no LAN to serve, and a
+// public IPv4 address on the WAN or seen by STUN. Such a host serves control
+// and relay for phones and for home gateways that join it.
+func isServerOnly(n NetInfo) bool {
+	return len(n.LAN.Routes) == 0 && (addrClass(n.WANIPv4()) == addrPublic || addrClass(n.Public) == addrPublic)
+}
+
 // CheckServerURL checks a server URL as the server.url key requires: http
 // or https, a host, no path.
 func CheckServerURL(s string) error { return validateServerURL(s) }
@@ -185,11 +198,29 @@ func RenderConfig(c Config) ([]byte, error) {
 	b.WriteString(configHeader)
 	enc := toml.NewEncoder(&b)
 	enc.Indent = ""
-	if err := enc.Encode(c); err != nil {
+	var v any = c
+	if c.Joins() {
+		// Only these sections count for a host that joins a server
+		// elsewhere; the others would mislead.
+		b.WriteString(joinedHeader)
+		v = struct {
+			StateDir string        `toml:"state_dir"`
+			Tailnet  TailnetConfig `toml:"tailnet"`
+			Gateway  GatewayConfig `toml:"gateway"`
+		}{c.StateDir, c.Tailnet, c.Gateway}
+	}
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
 }
+
+// joinedHeader follows configHeader in the config of a host that joins a
+// control server elsewhere.
+const joinedHeader = `# This host runs only the gateway agent, which joins gateway.control_url.
+# tailnet.prefix4 must match that server's (homenet's default: 100.86.0.0/16).
+
+`
 
 // writeConfig writes desired unless the existing config says the same. An
 // existing config that differs (because flags asked for something else, or

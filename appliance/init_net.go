@@ -364,6 +364,9 @@ type exposedPort struct {
 // the gateway's WireGuard port, as far as they are enabled.
 func exposedPorts(cfg *Config) []exposedPort {
 	var ps []exposedPort
+	if cfg.Joins() {
+		return []exposedPort{{"udp", fmt.Sprint(wireGuardPort), "WireGuard"}}
+	}
 	if !isLoopbackListen(cfg.Server.Listen) {
 		ps = append(ps, exposedPort{"tcp", portOf(cfg.Server.Listen), "control"})
 	}

@@ -36,9 +36,16 @@ type Onboarding struct {
 	PasswordFile string `json:"admin_password_file"`
 }
 
+// GatewayKeyOptions are those of a key for a home gateway that joins this
+// server: single-use, valid for a day, tagged GatewayTag so that its routes
+// and exit node are approved without asking.
+func GatewayKeyOptions() control.AuthKeyOptions {
+	return control.AuthKeyOptions{Tags: []string{GatewayTag}, Expiry: 24 * time.Hour}
+}
+
 // createOnboardingKey waits up to wait for the admin socket to answer and
-// creates a single-use pre-auth key valid for OnboardingKeyExpiry.
-func createOnboardingKey(ctx context.Context, socket string, wait time.Duration) (string, control.AuthKeyInfo, error) {
+// creates a pre-auth key with opts.
+func createOnboardingKey(ctx context.Context, socket string, wait time.Duration, opts control.AuthKeyOptions) (string, control.AuthKeyInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	client := control.DialAdmin(socket)
@@ -59,7 +66,7 @@ func createOnboardingKey(ctx context.Context, socket string, wait time.Duration)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	info, key, err := client.CreateAuthKey(ctx, control.AuthKeyOptions{Expiry: OnboardingKeyExpiry})
+	info, key, err := client.CreateAuthKey(ctx, opts)
 	if err != nil {
 		return "", info, fmt.Errorf("creating a key: %w", err)
 	}

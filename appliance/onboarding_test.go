@@ -56,7 +56,7 @@ func TestQRCode(t *testing.T) {
 
 func TestCreateOnboardingKeyTimeout(t *testing.T) {
 	start := time.Now()
-	_, _, err := createOnboardingKey(context.Background(), filepath.Join(t.TempDir(), "admin.sock"), 500*time.Millisecond)
+	_, _, err := createOnboardingKey(context.Background(), filepath.Join(t.TempDir(), "admin.sock"), 500*time.Millisecond, GatewayKeyOptions())
 	if err == nil || !strings.Contains(err.Error(), "did not answer within 500ms") {
 		t.Errorf("error %v", err)
 	}

@@ -21,7 +21,6 @@ import (
 	"homenet/control"
 	"homenet/control/store"
 	"homenet/relay"
-	"homenet/subnet"
 
 	"tailscale.com/types/key"
 )
@@ -30,10 +29,14 @@ import (
 var Version = "dev"
 
 // Serve runs control and relay (and, when enabled, the gateway agent) until
-// ctx is done. It is what `homenet serve` runs.
+// ctx is done; or, when gateway.control_url is set, the gateway agent
+// alone. It is what `homenet serve` runs.
 func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if cfg.Joins() {
+		return serveJoined(ctx, cfg, logger)
 	}
 	// Everything started below ends with Serve, also on an early error:
 	// the address watch and dynamic DNS run before the other parts.
@@ -151,7 +154,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// agent's start-up cleanup could touch the first one's rules.
 	var gwDone <-chan struct{}
 	if cfg.Gateway.Enabled {
-		gw, lan, err := startGateway(ctx, cfg, srv, prefix4, logger)
+		gw, lan, err := startGateway(ctx, cfg, localGatewayControl(cfg, srv), prefix4, logger)
 		if err != nil {
 			return err
 		}
@@ -172,35 +175,6 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	case <-gwDone:
 		return errors.New("gateway agent stopped unexpectedly")
 	}
-}
-
-// startGateway starts the subnet-router and exit-node agent, which joins
-// the in-process control server with a one-off key tagged GatewayTag.
-func startGateway(ctx context.Context, cfg Config, srv *control.Server, prefix4 netip.Prefix, logger *slog.Logger) (*subnet.Agent, LAN, error) {
-	lan, err := cfg.GatewayLAN()
-	if err != nil {
-		return nil, lan, err
-	}
-	for _, w := range lan.Why {
-		logger.Info("gateway: " + w)
-	}
-	gw, err := subnet.Start(ctx, subnet.Config{
-		ControlURL: localControlURL(cfg.Server.Listen),
-		AuthKey: func(ctx context.Context) (string, error) {
-			_, k, err := srv.CreateAuthKey(ctx, control.AuthKeyOptions{Tags: []string{GatewayTag}, Expiry: 10 * time.Minute})
-			return k, err
-		},
-		StateDir:        filepath.Join(cfg.StateDir, "gateway"),
-		Routes:          lan.Routes,
-		ExitNode:        cfg.Gateway.ExitNode,
-		TailnetPrefixes: []netip.Prefix{prefix4, control.Prefix6},
-		Firewall:        cfg.Gateway.Firewall,
-		MasqueradeLAN:   cfg.Gateway.Masquerade,
-		WANInterface:    lan.WAN,
-		NodeKnown:       srv.Admit,
-		Logger:          logger,
-	})
-	return gw, lan, err
 }
 
 // localControlURL is how the gateway agent reaches the control server in

@@ -96,6 +96,9 @@ type Status struct {
 	Pending     int            `json:"pending_registrations"`
 	DERPRegions []DERPRegion   `json:"derp_regions,omitempty"`
 	Extra       map[string]any `json:"extra,omitempty"` // filled by the appliance (relay, gateway)
+	// Joined is set by a host that runs no control server of its own: its
+	// gateway agent joins ServerURL, and the node counts are not known.
+	Joined bool `json:"joined,omitempty"`
 }
 
 // DERPRegion summarises one region of the DERP map sent to clients.

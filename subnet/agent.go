@@ -3,6 +3,7 @@
 package subnet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,10 +63,13 @@ type Agent struct {
 	closeErr   error
 	socket     string // LocalAPI socket, "" if none
 
-	mu      sync.Mutex
-	state   ipn.State
-	addrs   []netip.Prefix
-	lastErr string
+	mu       sync.Mutex
+	state    ipn.State
+	addrs    []netip.Prefix
+	approved []netip.Prefix
+	lastErr  string
+	// prefixErr: control's addresses lie outside Config.TailnetPrefixes
+	prefixErr string
 }
 
 // Run runs the agent until ctx is done, then removes everything it added.
@@ -137,7 +141,11 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, retErr error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	if err := a.login(ctx, true); err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+		// A missing or refused key must not stop the agent: a restart
+		// would only redo the netfilter rules. loginLoop tries again.
+		a.log.Warn("gateway: registering", "url", cfg.ControlURL, "err", err)
+		a.setError(err.Error())
+		a.forceLogin <- struct{}{}
 	}
 	// From here on the agent lives until Close, whatever ctx does.
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -387,15 +395,13 @@ func (a *Agent) watch(ctx context.Context) {
 			a.mu.Unlock()
 			a.log.Warn("gateway: engine error", "err", *n.ErrMessage)
 		}
-		if n.NetMap != nil && n.NetMap.SelfNode.Valid() {
-			addrs := n.NetMap.SelfNode.Addresses().AsSlice()
-			a.mu.Lock()
-			changed := !slices.Equal(addrs, a.addrs)
-			a.addrs = addrs
-			a.mu.Unlock()
-			if changed {
-				a.log.Info("gateway: tailnet addresses", "addrs", addrs, "name", n.NetMap.SelfNode.Name())
-			}
+		// On Linux, tailscaled sends the netmap only in the initial
+		// message; later changes to our node come as SelfChange.
+		switch {
+		case n.SelfChange != nil:
+			a.selfChanged(n.SelfChange.Name, n.SelfChange.Addresses, n.SelfChange.AllowedIPs)
+		case n.NetMap != nil && n.NetMap.SelfNode.Valid():
+			a.selfChanged(n.NetMap.SelfNode.Name(), n.NetMap.SelfNode.Addresses().AsSlice(), n.NetMap.SelfNode.AllowedIPs().AsSlice())
 		}
 		if n.State != nil {
 			a.mu.Lock()
@@ -404,6 +410,9 @@ func (a *Agent) watch(ctx context.Context) {
 			a.mu.Unlock()
 			if old != *n.State {
 				a.log.Info("gateway: state "+n.State.String(), "was", old.String())
+			}
+			if *n.State == ipn.Running {
+				a.setError("") // registered: earlier login errors are over
 			}
 			if *n.State == ipn.NeedsLogin && old != ipn.NoState {
 				select {
@@ -414,6 +423,53 @@ func (a *Agent) watch(ctx context.Context) {
 		}
 		return true
 	})
+}
+
+// selfChanged records the node's tailnet addresses and approved routes
+// from a netmap, and logs what changed.
+func (a *Agent) selfChanged(name string, addrs, allowed []netip.Prefix) {
+	var approved []netip.Prefix
+	for _, p := range allowed {
+		if !slices.Contains(addrs, p) {
+			approved = append(approved, p)
+		}
+	}
+	a.mu.Lock()
+	addrsChanged := !slices.Equal(addrs, a.addrs)
+	approvedChanged := !slices.Equal(approved, a.approved)
+	a.addrs, a.approved = addrs, approved
+	a.mu.Unlock()
+	if addrsChanged {
+		a.log.Info("gateway: tailnet addresses", "addrs", addrs, "name", name)
+		if p, ok := a.outsideTailnet(addrs); ok {
+			// Anti-spoofing and masquerading match the configured
+			// prefixes: traffic from other nodes would be dropped.
+			msg := fmt.Sprintf("control gave this node %v, outside the tailnet prefixes %v: set tailnet.prefix4 to the control server's", p, a.cfg.TailnetPrefixes)
+			a.log.Error("gateway: " + msg)
+			a.mu.Lock()
+			a.prefixErr = msg
+			a.mu.Unlock()
+		}
+	}
+	if approvedChanged {
+		a.log.Info("gateway: approved routes", "approved", approved, "advertised", a.routes)
+	}
+}
+
+// outsideTailnet returns an address of addrs that no tailnet prefix holds.
+func (a *Agent) outsideTailnet(addrs []netip.Prefix) (netip.Prefix, bool) {
+	for _, p := range addrs {
+		if !slices.ContainsFunc(a.cfg.TailnetPrefixes, func(t netip.Prefix) bool { return t.Contains(p.Addr()) }) {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+func (a *Agent) setError(msg string) {
+	a.mu.Lock()
+	a.lastErr = msg
+	a.mu.Unlock()
 }
 
 // loginLoop registers again, with a new key, whenever control has
@@ -440,14 +496,12 @@ func (a *Agent) loginLoop(ctx context.Context) {
 			backoff = 2 * time.Second
 			continue
 		}
-		a.log.Info("gateway: control does not know this node (any more); registering again")
+		a.log.Info("gateway: registering again", "url", a.cfg.ControlURL)
 		if err := a.login(ctx, false); err != nil {
 			a.log.Warn("gateway: registering", "err", err, "retry_in", backoff)
-			a.mu.Lock()
-			a.lastErr = err.Error()
-			a.mu.Unlock()
+			a.setError(err.Error())
 			select {
-			case a.relogin <- struct{}{}:
+			case a.forceLogin <- struct{}{}:
 			default:
 			}
 		}
@@ -498,15 +552,17 @@ func (a *Agent) Status() Status {
 	defer a.mu.Unlock()
 	st := Status{
 		State:      a.state.String(),
+		ControlURL: a.cfg.ControlURL,
 		Tun:        a.cfg.Tun,
 		Addresses:  slices.Clone(a.addrs),
 		Advertised: slices.Clone(a.routes),
+		Approved:   slices.Clone(a.approved),
 		ExitNode:   a.cfg.ExitNode,
 		WAN:        a.wan,
 		Sysctls:    a.setSys,
 		Table:      Table,
 		RulePrefs:  RulePrefs,
-		LastError:  a.lastErr,
+		LastError:  cmp.Or(a.prefixErr, a.lastErr),
 		LocalAPI:   a.socket,
 	}
 	if a.fw != nil {
@@ -514,6 +570,9 @@ func (a *Agent) Status() Status {
 	}
 	if a.rtr != nil {
 		st.Repairs = a.rtr.Repairs()
+	}
+	if a.sys != nil {
+		st.Connected = a.sys.HealthTracker.Get().GetInPollNetMap()
 	}
 	return st
 }

@@ -66,17 +66,24 @@ const StateFile = "tailscaled.state"
 
 // Status is what `homenet status` shows about the agent.
 type Status struct {
-	State      string         `json:"state"` // NeedsLogin, Starting, Running, …
+	State string `json:"state"` // NeedsLogin, Starting, Running, …
+	// ControlURL is the control server the agent logs in to.
+	ControlURL string `json:"control_url"`
+	// Connected says whether the agent holds a map poll open to control.
+	Connected  bool           `json:"connected"`
 	Tun        string         `json:"tun"`
 	Addresses  []netip.Prefix `json:"addresses,omitempty"`
 	Advertised []netip.Prefix `json:"advertised_routes"`
-	ExitNode   bool           `json:"exit_node"`
-	Firewall   string         `json:"firewall"`
-	WAN        string         `json:"wan,omitempty"`
-	Sysctls    []string       `json:"sysctls_set,omitempty"`
-	Table      int            `json:"route_table"`
-	RulePrefs  []int          `json:"rule_prefs"`
-	Repairs    int            `json:"repairs"` // times the watchdog put rules back
-	LastError  string         `json:"last_error,omitempty"`
-	LocalAPI   string         `json:"localapi_socket,omitempty"` // for tailscale --socket=…
+	// Approved are the advertised routes control has approved, as the
+	// netmap's AllowedIPs of this node show them.
+	Approved  []netip.Prefix `json:"approved_routes"`
+	ExitNode  bool           `json:"exit_node"`
+	Firewall  string         `json:"firewall"`
+	WAN       string         `json:"wan,omitempty"`
+	Sysctls   []string       `json:"sysctls_set,omitempty"`
+	Table     int            `json:"route_table"`
+	RulePrefs []int          `json:"rule_prefs"`
+	Repairs   int            `json:"repairs"` // times the watchdog put rules back
+	LastError string         `json:"last_error,omitempty"`
+	LocalAPI  string         `json:"localapi_socket,omitempty"` // for tailscale --socket=…
 }

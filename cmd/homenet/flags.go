@@ -17,13 +17,14 @@ import (
 // options holds the values of every command's flags; each command binds
 // the ones it takes.
 type options struct {
-	config    string        // --config
-	json      bool          // --json
-	logLevel  slog.Level    // serve --log-level
-	reusable  bool          // keys create --reusable
-	ephemeral bool          // keys create --ephemeral
-	expiry    durationValue // keys create --expiry
-	tags      tagsValue     // keys create --tags
+	config     string        // --config
+	json       bool          // --json
+	logLevel   slog.Level    // serve --log-level
+	reusable   bool          // keys create --reusable
+	ephemeral  bool          // keys create --ephemeral
+	expiry     durationValue // keys create --expiry
+	tags       tagsValue     // keys create --tags
+	gatewayKey bool          // keys create --gateway
 }
 
 // configFlag binds --config.

@@ -55,6 +55,8 @@ type initFlags struct {
 	httpsPort      string
 	acmeDirectory  string
 	acmeEmail      string
+	join           string
+	authKey        string
 }
 
 // initCommand returns the init command. Its flags live with it, since the
@@ -80,6 +82,8 @@ func initCommand() *command {
 			fs.StringVar(&f.httpsPort, "https-port", "", "with --ddns, serve https://NAME on `PORT` (default "+appliance.DefaultHTTPSPort+": ISPs block 80, 443 and 8080)")
 			fs.StringVar(&f.acmeDirectory, "acme-directory", "", "get certificates from the ACME directory at `URL` (default: Let's Encrypt)")
 			fs.StringVar(&f.acmeEmail, "acme-email", "", "give the ACME CA this contact `ADDRESS`")
+			fs.StringVar(&f.join, "join", "", "run only the gateway agent, joined to the control server at `URL` (homenet on a VPS, or headscale); see docs/install.md")
+			fs.StringVar(&f.authKey, "auth-key", "", "with --join, register with this pre-auth `KEY` (on a homenet server: homenet keys create --gateway)")
 			fs.BoolVar(&o.json, "json", false, "print a JSON summary instead of text")
 		},
 		run: func(ctx context.Context, inv *invocation) error { return runInit(ctx, inv, f) },
@@ -155,6 +159,8 @@ func runInit(ctx context.Context, inv *invocation, f *initFlags) error {
 		HTTPSPort:     f.httpsPort,
 		ACMEDirectory: f.acmeDirectory,
 		ACMEEmail:     f.acmeEmail,
+		Join:          f.join,
+		AuthKey:       f.authKey,
 	}
 	if f.httpsPort != "" {
 		if n, err := strconv.Atoi(f.httpsPort); err != nil || n < 1 || n > 65535 {
@@ -174,6 +180,16 @@ func runInit(ctx context.Context, inv *invocation, f *initFlags) error {
 	if f.serverURL != "" {
 		if err := appliance.CheckServerURL(f.serverURL); err != nil {
 			return usageErrorf("invalid --server-url: %v", err)
+		}
+	}
+	if f.join != "" {
+		if err := appliance.CheckServerURL(f.join); err != nil {
+			return usageErrorf("invalid --join: %v", err)
+		}
+	}
+	if f.authKey != "" {
+		if err := appliance.CheckAuthKey(f.authKey); err != nil {
+			return usageErrorf("invalid --auth-key: %v", err)
 		}
 	}
 	for name, p := range map[string]string{"--state-dir": f.stateDir, "--config": inv.opts.config} {
@@ -230,7 +246,11 @@ func printInit(inv *invocation, res *appliance.InitResult) error {
 	if res.ServerURLWhy != "" {
 		url += " (" + res.ServerURLWhy + ")"
 	}
-	fmt.Fprintf(tw, "Server URL:\t%s\n", url)
+	if res.Join != nil {
+		fmt.Fprintf(tw, "Joins:\t%s (this host runs the gateway agent only)\n", res.Join.ControlURL)
+	} else {
+		fmt.Fprintf(tw, "Server URL:\t%s\n", url)
+	}
 	if res.Gateway {
 		fmt.Fprintf(tw, "Gateway:\tserving %s\n", orDetected(strings.Join(res.Routes, ", ")))
 	} else {
@@ -265,7 +285,29 @@ func printInit(inv *invocation, res *appliance.InitResult) error {
 			fmt.Fprintf(w, "  %s\n", n)
 		}
 	}
+	if res.Join != nil {
+		printJoin(w, res.Join)
+		return nil
+	}
+	if len(res.AtHome) > 0 {
+		fmt.Fprintln(w, "\nAdd a home gateway (a router, NAS or Pi at home that serves its LAN):")
+		for _, n := range res.AtHome {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
 	return printOnboarding(inv, res)
+}
+
+// printJoin says whether the gateway agent joined its control server.
+func printJoin(w io.Writer, j *appliance.JoinResult) {
+	st := j.Status
+	if j.Error != "" {
+		fmt.Fprintf(w, "\nNot joined yet: %s\n  The agent keeps trying; check with: homenet status\n", j.Error)
+		return
+	}
+	fmt.Fprintf(w, "\nJoined %s as %s.\n", j.ControlURL, joinOrDash(st.Addresses))
+	fmt.Fprintf(w, "  Advertised routes: %s\n  Approved routes:   %s\n", joinOrDash(st.Advertised), approvedRoutes(st))
+	fmt.Fprintf(w, "  Phones logged in to %s now reach this LAN.\n", j.ControlURL)
 }
 
 // printSteps lists the steps for which show returns true, one per line.

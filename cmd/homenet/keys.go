@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"homenet/appliance"
 	"homenet/control"
 )
 
@@ -22,16 +24,27 @@ func keysCreateFlags(fs *flag.FlagSet, o *options) {
 	fs.BoolVar(&o.ephemeral, "ephemeral", false, "register ephemeral nodes, deleted when they go offline")
 	fs.Var(&o.expiry, "expiry", "expire the key after `DURATION`, such as 90m, 12h or 30d (default 24h)")
 	fs.Var(&o.tags, "tags", "give nodes registered with the key these ACL `TAGS`, comma-separated (\"tag:\" is added if missing)")
+	fs.BoolVar(&o.gatewayKey, "gateway", false, "a key for a home gateway that joins this server (homenet init --join): tagged "+appliance.GatewayTag+", so its routes and exit node are approved without asking")
 }
 
 // keysCreate creates a pre-auth key and prints it last.
 func keysCreate(ctx context.Context, inv *invocation, a control.Admin) error {
-	info, key, err := a.CreateAuthKey(ctx, control.AuthKeyOptions{
+	opts := control.AuthKeyOptions{
 		Reusable:  inv.opts.reusable,
 		Ephemeral: inv.opts.ephemeral,
 		Expiry:    time.Duration(inv.opts.expiry),
 		Tags:      inv.opts.tags,
-	})
+	}
+	serverURL := ""
+	if inv.opts.gatewayKey {
+		gw := appliance.GatewayKeyOptions()
+		opts.Tags = append(opts.Tags, gw.Tags...)
+		opts.Expiry = cmp.Or(opts.Expiry, gw.Expiry)
+		if st, err := a.Status(ctx); err == nil {
+			serverURL = st.ServerURL // for the join command
+		}
+	}
+	info, key, err := a.CreateAuthKey(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("creating key: %w", err)
 	}
@@ -40,6 +53,9 @@ func keysCreate(ctx context.Context, inv *invocation, a control.Admin) error {
 	}
 	fmt.Fprintf(inv.stderr, "Created %s key %s (ID %d) expiring %s.\n",
 		keyKind(info), info.Prefix, info.ID, relTime(inv.now, info.Expiry, "never"))
+	if serverURL != "" {
+		fmt.Fprintf(inv.stderr, "On the home gateway, run:\n  homenet init --join %s --auth-key %s\n", serverURL, key)
+	}
 	_, err = fmt.Fprintln(inv.stdout, key)
 	return err
 }

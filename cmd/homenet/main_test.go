@@ -270,6 +270,7 @@ func TestCLIAdminCommands(t *testing.T) {
 		{[]string{"keys", "create"}, "CreateAuthKey {Reusable:false Ephemeral:false Expiry:0s Tags:[]}", nil},
 		{[]string{"keys", "create", "--reusable", "--ephemeral", "--expiry", "30d", "--tags", "nas, tag:media"},
 			"CreateAuthKey {Reusable:true Ephemeral:true Expiry:720h0m0s Tags:[tag:nas tag:media]}", nil},
+		{[]string{"keys", "create", "--gateway"}, "CreateAuthKey {Reusable:false Ephemeral:false Expiry:24h0m0s Tags:[tag:gateway]}", nil},
 		{[]string{"keys", "list"}, "AuthKeys", []string{"ID", "PREFIX", "EXPIRES", "hn-k1", "tag:nas", "3m ago", "in 23h"}},
 		{[]string{"keys", "expire", "7"}, "ExpireAuthKey 7", []string{"Expired key 7."}},
 		{[]string{"nodes", "list"}, "Nodes", []string{"ID", "NAME", "ADDRESSES", "LAST SEEN", "nas", "100.86.0.3", "1h ago", "never"}},
@@ -375,5 +376,34 @@ func TestRelTime(t *testing.T) {
 		if got := relTime(now, tt.t, "never"); got != tt.want {
 			t.Errorf("relTime(now%+v) = %q, want %q", tt.t.Sub(now), got, tt.want)
 		}
+	}
+}
+
+// TestJoinedHost: on a host whose agent joins a control server elsewhere,
+// status shows that server and the agent, and admin commands name the
+// server where they belong.
+func TestJoinedHost(t *testing.T) {
+	const url = "https://vps.example.net"
+	config := startFakeServer(t, control.JoinedAdmin{URL: url, StatusFunc: func(context.Context) (control.Status, error) {
+		return control.Status{Version: "v0.1.0", ServerURL: url, Joined: true, Started: time.Now().Add(-time.Minute), Extra: map[string]any{
+			"gateway": map[string]any{"state": "Running", "connected": true, "tun": "tailscale0", "firewall": "nftables",
+				"advertised_routes": []string{"192.168.1.0/24", "0.0.0.0/0"}, "approved_routes": []string{"192.168.1.0/24"}},
+		}}, nil
+	}})
+	code, stdout, stderr := runCLI(t, "status", "--config", config)
+	if code != exitOK {
+		t.Fatalf("status: exit %d, %s", code, stderr)
+	}
+	for _, want := range []string{"Control server:  " + url + " (joined", "Connected:       yes", "Approved:      192.168.1.0/24 (not approved: 0.0.0.0/0; approve them on the control server)"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "Nodes:") {
+		t.Errorf("status of a joined host counts nodes:\n%s", stdout)
+	}
+	code, _, stderr = runCLI(t, "nodes", "list", "--config", config)
+	if code == exitOK || !strings.Contains(stderr, "its gateway joins "+url+", so list nodes there") {
+		t.Errorf("nodes list: exit %d, stderr %q", code, stderr)
 	}
 }

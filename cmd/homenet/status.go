@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,6 +29,10 @@ func status(ctx context.Context, inv *invocation, a control.Admin) error {
 	}
 	tw := tabwriter.NewWriter(inv.stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "Version:\t%s\n", st.Version)
+	if st.Joined {
+		printJoined(tw, inv.now, st)
+		return tw.Flush()
+	}
 	fmt.Fprintf(tw, "Server URL:\t%s\n", st.ServerURL)
 	tailnet := st.Prefix4.String()
 	if st.Prefix6.IsValid() {
@@ -49,6 +54,21 @@ func status(ctx context.Context, inv *invocation, a control.Admin) error {
 	printCertificate(tw, inv.now, st.Extra["certificate"])
 	printGateway(tw, st.Extra)
 	return tw.Flush()
+}
+
+// printJoined shows the status of a host whose gateway agent joins a
+// control server elsewhere.
+func printJoined(w io.Writer, now time.Time, st control.Status) {
+	var gw subnet.Status
+	reJSON(st.Extra["gateway"], &gw)
+	conn := "no"
+	if gw.Connected {
+		conn = "yes"
+	}
+	fmt.Fprintf(w, "Control server:\t%s (joined: this host runs the gateway agent only)\n", st.ServerURL)
+	fmt.Fprintf(w, "Connected:\t%s\n", conn)
+	fmt.Fprintf(w, "Started:\t%s\n", relTime(now, st.Started, "-"))
+	printGateway(w, st.Extra)
 }
 
 // printReachability shows how phones away from home reach this host.
@@ -119,6 +139,7 @@ func printGateway(w io.Writer, extra map[string]any) {
 	fmt.Fprintf(w, "Gateway:\t%s on %s, firewall %s\n", gw.State, gw.Tun, gw.Firewall)
 	fmt.Fprintf(w, "  Addresses:\t%s\n", joinOrDash(gw.Addresses))
 	fmt.Fprintf(w, "  Advertised:\t%s\n", joinOrDash(gw.Advertised))
+	fmt.Fprintf(w, "  Approved:\t%s\n", approvedRoutes(gw))
 	fmt.Fprintf(w, "  WAN:\t%s\n", cmp.Or(gw.WAN, "-"))
 	if gw.Repairs > 0 {
 		fmt.Fprintf(w, "  Repairs:\t%d (rules put back after something removed them)\n", gw.Repairs)
@@ -131,6 +152,22 @@ func printGateway(w io.Writer, extra map[string]any) {
 			fmt.Fprintf(w, "  Detected:\t%s\n", why)
 		}
 	}
+}
+
+// approvedRoutes says which advertised routes control approved, and
+// what to do about the others.
+func approvedRoutes(gw subnet.Status) string {
+	var missing []string
+	for _, p := range gw.Advertised {
+		if !slices.Contains(gw.Approved, p) {
+			missing = append(missing, p.String())
+		}
+	}
+	s := joinOrDash(gw.Approved)
+	if len(missing) > 0 && gw.State == "Running" {
+		s += fmt.Sprintf(" (not approved: %s; approve them on the control server)", strings.Join(missing, ", "))
+	}
+	return s
 }
 
 func reJSON(v any, into any) bool {
