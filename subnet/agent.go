@@ -70,6 +70,9 @@ type Agent struct {
 	lastErr  string
 	// prefixErr: control's addresses lie outside Config.TailnetPrefixes
 	prefixErr string
+	// controlErr is the control client's last error, shown while the
+	// agent is not connected.
+	controlErr string
 }
 
 // Run runs the agent until ctx is done, then removes everything it added.
@@ -100,7 +103,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, retErr error) {
 		done:       make(chan struct{}),
 		state:      ipn.NoState,
 	}
-	a.logf = engineLogf(cfg.Logger)
+	a.logf = engineLogf(cfg.Logger, a.noteEngineLine)
 	a.routes = slices.Clone(cfg.Routes)
 	if cfg.ExitNode {
 		a.routes = append(a.routes, tsaddr.AllIPv4(), tsaddr.AllIPv6())
@@ -241,8 +244,8 @@ func (c *Config) fill() error {
 }
 
 // engineLogf sends the engine's log lines to l at Debug level, rate
-// limited like tailscaled's.
-func engineLogf(l *slog.Logger) logger.Logf {
+// limited like tailscaled's. note sees every line first.
+func engineLogf(l *slog.Logger, note logger.Logf) logger.Logf {
 	ctx := context.Background()
 	l = l.With("part", "gateway-engine")
 	f := func(format string, args ...any) {
@@ -250,7 +253,25 @@ func engineLogf(l *slog.Logger) logger.Logf {
 			l.Debug(strings.TrimSuffix(fmt.Sprintf(format, args...), "\n"))
 		}
 	}
-	return logger.RateLimitedFn(f, 5*time.Second, 5, 100)
+	limited := logger.RateLimitedFn(f, 5*time.Second, 5, 100)
+	return func(format string, args ...any) {
+		note(format, args...)
+		limited(format, args...)
+	}
+}
+
+// controlErrFormat is how ipnlocal logs the control client's errors
+// (setControlClientStatusLocked), which it tells watchers only when they are
+// meant for users: a dial failure or a TLS error reaches nobody else.
+const controlErrFormat = "Received error: %v"
+
+// noteEngineLine keeps the control client's last error for Status.
+func (a *Agent) noteEngineLine(format string, args ...any) {
+	if format == controlErrFormat {
+		a.mu.Lock()
+		a.controlErr = fmt.Sprint(args...)
+		a.mu.Unlock()
+	}
 }
 
 // startEngine assembles what tailscaled's getLocalBackend does, with our
@@ -368,7 +389,7 @@ func (a *Agent) login(ctx context.Context, first bool) error {
 		k, err := a.cfg.AuthKey(kctx)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("minting a pre-auth key: %w", err)
+			return fmt.Errorf("getting a pre-auth key: %w", err)
 		}
 		opts.AuthKey = k
 		a.log.Info("gateway: registering with control", "url", a.cfg.ControlURL, "hostname", a.cfg.Hostname)
@@ -392,8 +413,17 @@ func (a *Agent) watch(ctx context.Context) {
 		if n.ErrMessage != nil {
 			a.mu.Lock()
 			a.lastErr = *n.ErrMessage
+			needsLogin := a.state == ipn.NeedsLogin
 			a.mu.Unlock()
 			a.log.Warn("gateway: engine error", "err", *n.ErrMessage)
+			if needsLogin {
+				// A refused key: try again, with backoff, in case a
+				// new one was put in its place.
+				select {
+				case a.relogin <- struct{}{}:
+				default:
+				}
+			}
 		}
 		// On Linux, tailscaled sends the netmap only in the initial
 		// message; later changes to our node come as SelfChange.
@@ -573,6 +603,9 @@ func (a *Agent) Status() Status {
 	}
 	if a.sys != nil {
 		st.Connected = a.sys.HealthTracker.Get().GetInPollNetMap()
+	}
+	if !st.Connected && st.LastError == "" && a.controlErr != "" {
+		st.LastError = "control " + a.cfg.ControlURL + ": " + a.controlErr
 	}
 	return st
 }
