@@ -28,6 +28,16 @@ type Config struct {
 	Tailnet  TailnetConfig `toml:"tailnet"`
 	Gateway  GatewayConfig `toml:"gateway"`
 	DDNS     DDNSConfig    `toml:"ddns"`
+	UPnP     UPnPConfig    `toml:"upnp"`
+}
+
+// UPnPConfig configures port mappings on the home router, for homenet on
+// a NAS or Pi behind it.
+type UPnPConfig struct {
+	// Enabled asks the router (UPnP IGD, PCP or NAT-PMP) to forward the
+	// ports phones need, when this host's WAN address is a private one
+	// behind it, and deletes the mappings at stop.
+	Enabled bool `toml:"enabled"`
 }
 
 // ServerConfig configures the coordination server.
@@ -139,6 +149,7 @@ func DefaultConfig() Config {
 		},
 		Gateway: GatewayConfig{ExitNode: true, Firewall: "auto", Masquerade: true},
 		DDNS:    DDNSConfig{IPv4: true, IPv6: true},
+		UPnP:    UPnPConfig{Enabled: true},
 	}
 }
 

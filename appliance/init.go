@@ -307,8 +307,10 @@ func (in *initRun) run(ctx context.Context) error {
 	}
 	if cfg.Joins() {
 		// No inbound connections: the agent dials out to its server.
+		in.res.ServerURL, in.res.Onboarding = cfg.Gateway.ControlURL, Onboarding{}
+		in.res.Join = &JoinResult{ControlURL: cfg.Gateway.ControlURL, Error: "homenet is not running yet"}
 		if running {
-			in.waitJoined(ctx, &cfg)
+			in.waitJoined(ctx)
 		}
 		return nil
 	}

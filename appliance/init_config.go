@@ -203,11 +203,14 @@ func RenderConfig(c Config) ([]byte, error) {
 		// Only these sections count for a host that joins a server
 		// elsewhere; the others would mislead.
 		b.WriteString(joinedHeader)
+		type tailnet struct {
+			Prefix4 string `toml:"prefix4"`
+		}
 		v = struct {
 			StateDir string        `toml:"state_dir"`
-			Tailnet  TailnetConfig `toml:"tailnet"`
+			Tailnet  tailnet       `toml:"tailnet"`
 			Gateway  GatewayConfig `toml:"gateway"`
-		}{c.StateDir, c.Tailnet, c.Gateway}
+		}{c.StateDir, tailnet{c.Tailnet.Prefix4}, c.Gateway}
 	}
 	if err := enc.Encode(v); err != nil {
 		return nil, err

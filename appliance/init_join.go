@@ -93,9 +93,8 @@ const DefaultJoinWait = 30 * time.Second
 
 // waitJoined waits for the started agent to connect to its control server
 // and records how it fared.
-func (in *initRun) waitJoined(ctx context.Context, cfg *Config) {
-	res := &JoinResult{ControlURL: cfg.Gateway.ControlURL}
-	in.res.Join = res
+func (in *initRun) waitJoined(ctx context.Context) {
+	res := in.res.Join
 	in.logf("Waiting for the gateway to join %s…", res.ControlURL)
 	socket := filepath.Join(in.root, in.res.StateDir, "admin.sock")
 	ctx, cancel := context.WithTimeout(ctx, in.o.AdminWait+DefaultJoinWait)

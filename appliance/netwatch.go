@@ -2,7 +2,9 @@ package appliance
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -19,6 +21,9 @@ type netWatch struct {
 
 	mu  sync.Mutex
 	cur Reachability
+	// routerIPv4 is the home router's public address, learned from its
+	// port mappings (startPortmap): phones reach this host there.
+	routerIPv4 netip.Addr
 }
 
 // How quickly an address change reaches DNS: netlink events are gathered
@@ -58,6 +63,9 @@ func (w *netWatch) check(first bool) {
 		w.logger.Warn("reachability: reading addresses", "err", err)
 		return
 	}
+	w.mu.Lock()
+	r = viaRouter(r, w.routerIPv4)
+	w.mu.Unlock()
 	if !first && r.IPv4 == prev.IPv4 && r.IPv6 == prev.IPv6 && r.Case == prev.Case {
 		return
 	}
@@ -79,6 +87,26 @@ func (w *netWatch) check(first bool) {
 	if onChange != nil && !first {
 		onChange(r)
 	}
+}
+
+// setRouterIPv4 records the home router's external address, as its port
+// mappings report it, and passes on what changes.
+func (w *netWatch) setRouterIPv4(ip netip.Addr) {
+	w.mu.Lock()
+	w.routerIPv4 = ip
+	w.mu.Unlock()
+	w.check(false)
+}
+
+// viaRouter is r for a host whose home router forwards its ports from
+// the public address ip: reachable over IPv4 there.
+func viaRouter(r Reachability, ip netip.Addr) Reachability {
+	if r.IPv4.IsValid() || addrClass(ip) != addrPublic {
+		return r
+	}
+	r.Case, r.IPv4 = ReachPublicIPv4, ip
+	r.Advice = fmt.Sprintf("The home router forwards homenet's ports from its public address %s (UPnP, PCP or NAT-PMP): phones reach this host there.", ip)
+	return r
 }
 
 // setOnChange sets the function told of later changes.

@@ -137,6 +137,17 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		statusExtra["certificate"] = func() any { return rl.CertStatus() }
 	}
 
+	var fwd forwarded
+	pm := startPortmap(ctx, cfg, watch.Reachability(), func(ip netip.Addr) {
+		watch.setRouterIPv4(ip)
+		fwd.update()
+	}, logger)
+	if pm != nil {
+		defer pm.Close()
+		fwd.pm.Store(pm)
+		statusExtra["upnp"] = func() any { return pm.Status() }
+	}
+
 	errc := make(chan error, 2)
 	httpSrv := serveHTTP(ctlLn, plainHandler, errc)
 	defer httpSrv.Close()
@@ -159,6 +170,8 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return err
 		}
 		defer gw.Close()
+		fwd.gw.Store(gw)
+		fwd.update()
 		gwDone = gw.Done()
 		statusExtra["gateway"] = func() any { return gw.Status() }
 		statusExtra["gateway_lan"] = func() any { return lan }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"homenet/control"
+	"homenet/portmap"
 	"homenet/subnet"
 
 	"tailscale.com/types/key"
@@ -42,6 +43,20 @@ func serveJoined(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer gw.Close()
 
+	// Phones reach the agent directly through a forwarded WireGuard port;
+	// without one, through hole punching or the relay.
+	var fwd forwarded
+	fwd.gw.Store(gw)
+	var pm *portmap.Mapper
+	if r, err := DetectReachability(netip.Addr{}); err == nil {
+		pm = startPortmap(ctx, cfg, r, func(netip.Addr) { fwd.update() }, logger)
+	}
+	if pm != nil {
+		defer pm.Close()
+		fwd.pm.Store(pm)
+		fwd.update()
+	}
+
 	started := time.Now()
 	admin := control.JoinedAdmin{URL: cfg.Gateway.ControlURL, StatusFunc: func(context.Context) (control.Status, error) {
 		return control.Status{
@@ -51,7 +66,7 @@ func serveJoined(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			Prefix6:   control.Prefix6,
 			Started:   started,
 			Joined:    true,
-			Extra:     map[string]any{"gateway": gw.Status(), "gateway_lan": lan},
+			Extra:     joinedExtra(gw, lan, pm),
 		}, nil
 	}}
 	errc := make(chan error, 1)
@@ -71,6 +86,15 @@ func serveJoined(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	case <-gw.Done():
 		return errors.New("gateway agent stopped unexpectedly")
 	}
+}
+
+// joinedExtra is the status of a joined host's parts.
+func joinedExtra(gw *subnet.Agent, lan LAN, pm *portmap.Mapper) map[string]any {
+	m := map[string]any{"gateway": gw.Status(), "gateway_lan": lan}
+	if pm != nil {
+		m["upnp"] = pm.Status()
+	}
+	return m
 }
 
 // authKeyFromFile returns the agent's AuthKey func for gateway.auth_key_file.
@@ -115,6 +139,7 @@ type gatewayControl struct {
 	url       string
 	authKey   func(context.Context) (string, error)
 	nodeKnown func(key.NodePublic) bool
+	tags      []string // asked for at registration
 }
 
 // localGatewayControl is the control server in this process: a fresh
@@ -127,6 +152,7 @@ func localGatewayControl(cfg Config, srv *control.Server) gatewayControl {
 			return k, err
 		},
 		nodeKnown: srv.Admit,
+		tags:      []string{GatewayTag},
 	}
 }
 
@@ -142,6 +168,7 @@ func startGateway(ctx context.Context, cfg Config, ctl gatewayControl, prefix4 n
 	gw, err := subnet.Start(ctx, subnet.Config{
 		ControlURL:      ctl.url,
 		AuthKey:         ctl.authKey,
+		Tags:            ctl.tags,
 		StateDir:        filepath.Join(cfg.StateDir, "gateway"),
 		Routes:          lan.Routes,
 		ExitNode:        cfg.Gateway.ExitNode,

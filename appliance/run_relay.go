@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"net"
 	"net/netip"
 	"net/url"
 	"reflect"
@@ -38,6 +39,7 @@ func followDERPMap(srv *control.Server, region *tailcfg.DERPRegion, cfg Config, 
 		}
 		last = m
 		srv.SetDERPMap(m)
+		srv.SetLocalDERPMap(localDERPMap(m, cfg.Relay.Listen))
 	}
 	set(w.Reachability())
 	w.setOnChange(set)
@@ -58,6 +60,39 @@ func derpMapFor(region *tailcfg.DERPRegion, cfg Config, r Reachability) *tailcfg
 		}
 	}
 	return &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{region.RegionID: region}}
+}
+
+// localDERPMap is m for the gateway agent in this process: it reaches the
+// relay on the address relay.listen binds, not through the public name or
+// address, which behind a home router without NAT loopback leads nowhere.
+// STUN still goes the public way, through a STUN-only copy of each node:
+// its answer is the address phones reach the agent at.
+func localDERPMap(m *tailcfg.DERPMap, relayListen string) *tailcfg.DERPMap {
+	ip4, ip6 := "127.0.0.1", "none"
+	if host, _, err := net.SplitHostPort(relayListen); err == nil {
+		if ip, err := netip.ParseAddr(host); err == nil && !ip.IsUnspecified() {
+			ip4, ip6 = "none", "none"
+			if ip.Is4() {
+				ip4 = ip.String()
+			} else {
+				ip6 = ip.String()
+			}
+		}
+	}
+	local := &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}}
+	for id, r := range m.Regions {
+		r = r.Clone()
+		var nodes []*tailcfg.DERPNode
+		for _, n := range r.Nodes {
+			relay, stun := *n, *n
+			relay.IPv4, relay.IPv6, relay.STUNPort = ip4, ip6, -1
+			stun.Name, stun.STUNOnly = n.Name+"-stun", true
+			nodes = append(nodes, &relay, &stun)
+		}
+		r.Nodes = nodes
+		local.Regions[id] = r
+	}
+	return local
 }
 
 // ipCertChallengeAddr returns server.listen when the relay should get an

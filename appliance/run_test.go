@@ -2,6 +2,8 @@ package appliance
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,6 +79,57 @@ func TestAuthKeyFromFile(t *testing.T) {
 		got, err := authKeyFromFile("https://vps.example.net", tt.path)(context.Background())
 		if got != tt.want || (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
 			t.Errorf("key from %q = %q, %v; want %q, error containing %q", tt.path, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestViaRouter(t *testing.T) {
+	pub, priv := netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("192.168.0.1")
+	behind := Reachability{Case: ReachNone, WANIPv4: netip.MustParseAddr("192.168.1.20")}
+	tests := []struct {
+		name     string
+		r        Reachability
+		router   netip.Addr
+		wantCase string
+		wantIPv4 netip.Addr
+	}{
+		{"router public", behind, pub, ReachPublicIPv4, pub},
+		{"router behind carrier NAT", behind, priv, ReachNone, netip.Addr{}},
+		{"no router address", behind, netip.Addr{}, ReachNone, netip.Addr{}},
+		{"own public address wins", Reachability{Case: ReachPublicIPv4, IPv4: netip.MustParseAddr("198.51.100.1")}, pub, ReachPublicIPv4, netip.MustParseAddr("198.51.100.1")},
+	}
+	for _, tt := range tests {
+		got := viaRouter(tt.r, tt.router)
+		if got.Case != tt.wantCase || got.IPv4 != tt.wantIPv4 {
+			t.Errorf("%s: case %s, IPv4 %v; want %s, %v", tt.name, got.Case, got.IPv4, tt.wantCase, tt.wantIPv4)
+		}
+	}
+}
+
+func TestPortmapPorts(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Gateway.Enabled = true
+	behind := Reachability{WANIPv4: netip.MustParseAddr("192.168.1.20")}
+	tests := []struct {
+		name    string
+		enabled bool
+		r       Reachability
+		want    string
+	}{
+		{"private WAN", true, behind, "tcp 8080 (homenet control), tcp 8443 (homenet relay), udp 3478 (homenet STUN), udp 41641 (homenet WireGuard)"},
+		{"turned off", false, behind, ""},
+		{"public WAN", true, Reachability{IPv4: netip.MustParseAddr("198.51.100.1")}, ""},
+		{"carrier NAT", true, Reachability{WANIPv4: netip.MustParseAddr("100.64.3.9")}, ""},
+		{"no IPv4", true, Reachability{}, ""},
+	}
+	for _, tt := range tests {
+		cfg.UPnP.Enabled = tt.enabled
+		var got []string
+		for _, p := range portmapPorts(cfg, tt.r) {
+			got = append(got, fmt.Sprintf("%s %d (%s)", p.Proto, p.Internal, p.Description))
+		}
+		if s := strings.Join(got, ", "); s != tt.want {
+			t.Errorf("%s: ports %q, want %q", tt.name, s, tt.want)
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"text/template"
 )
@@ -161,6 +160,14 @@ func uciList(k, v string) string { return fmt.Sprintf("list %s '%s'", k, v) }
 // reach the LAN (and the WAN for an exit node) and be reached from the LAN,
 // with MSS clamping; and WAN rules that let phones reach the control
 // server, the relay, STUN and WireGuard. fw4 drops all of that otherwise.
+// openwrtRuleName names the firewall rule of an exposedPort role.
+func openwrtRuleName(role string) string {
+	if role == "control and relay" {
+		return "relay"
+	}
+	return role
+}
+
 func openwrtSections(cfg *Config) map[string][]uciSection {
 	var network, fw []uciSection
 	if cfg.Gateway.Enabled {
@@ -186,15 +193,9 @@ func openwrtSections(cfg *Config) map[string][]uciSection {
 			uciOpt("dest_port", port), uciOpt("target", "ACCEPT"),
 		}}
 	}
-	fw = append(fw, rule("homenet_control", "Allow-homenet-control", "tcp", portOf(cfg.Server.Listen)))
-	if cfg.Relay.Enabled {
-		fw = append(fw, rule("homenet_relay", "Allow-homenet-relay", "tcp", portOf(cfg.Relay.Listen)))
-		if cfg.Relay.STUNListen != "" {
-			fw = append(fw, rule("homenet_stun", "Allow-homenet-STUN", "udp", portOf(cfg.Relay.STUNListen)))
-		}
-	}
-	if cfg.Gateway.Enabled {
-		fw = append(fw, rule("homenet_wireguard", "Allow-homenet-WireGuard", "udp", strconv.Itoa(wireGuardPort)))
+	for _, p := range exposedPorts(cfg) {
+		name := openwrtRuleName(p.role)
+		fw = append(fw, rule("homenet_"+strings.ToLower(name), "Allow-homenet-"+name, p.proto, p.port))
 	}
 	out := map[string][]uciSection{uciFirewallPath: fw}
 	if len(network) > 0 {

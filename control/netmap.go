@@ -103,10 +103,10 @@ func (s *Server) tailNodeLocked(n *node, now time.Time, self bool) *tailcfg.Node
 
 // fullMapLocked is the first message of every map stream: the whole
 // network as viewer sees it.
-func (s *Server) fullMapLocked(viewer *node, now time.Time) *tailcfg.MapResponse {
+func (s *Server) fullMapLocked(viewer *node, now time.Time, local bool) *tailcfg.MapResponse {
 	res := &tailcfg.MapResponse{
 		Node:            s.tailNodeLocked(viewer, now, true),
-		DERPMap:         s.derpMap,
+		DERPMap:         s.derpMapLocked(local),
 		PacketFilter:    tailcfg.FilterAllowAll,
 		UserProfiles:    []tailcfg.UserProfile{homeProfile},
 		Domain:          s.domain,

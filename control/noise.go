@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -53,6 +54,7 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 	defer conn.Close()
 
 	ctx := context.WithValue(r.Context(), machineKeyCtx{}, conn.Peer())
+	ctx = context.WithValue(ctx, localCtx{}, isLocalRequest(r))
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /machine/register", s.serveRegister)
 	mux.HandleFunc("POST /machine/map", s.serveMap)
@@ -82,6 +84,24 @@ func discard(code int) http.HandlerFunc {
 		io.Copy(io.Discard, r.Body)
 		w.WriteHeader(code)
 	}
+}
+
+// localCtx marks a Noise connection from this host (see isLocalRequest).
+type localCtx struct{}
+
+// isLocalRequest reports whether r comes from a client on this host, such
+// as the in-process gateway agent, rather than through a reverse proxy
+// here, which would say so in a forwarding header.
+func isLocalRequest(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && ap.Addr().Unmap().IsLoopback() &&
+		r.Header.Get("X-Forwarded-For") == "" && r.Header.Get("Forwarded") == "" && r.Header.Get("X-Real-Ip") == ""
+}
+
+// isLocal reports whether the Noise connection of r is from this host.
+func isLocal(r *http.Request) bool {
+	local, _ := r.Context().Value(localCtx{}).(bool)
+	return local
 }
 
 // peerMachineKey is the machine key proven by the Noise handshake.

@@ -35,6 +35,7 @@ type mapSession struct {
 	wake     chan struct{}
 	cancel   context.CancelFunc
 	compress bool   // the client reads zstd frames
+	local    bool   // the client is on this host (isLocal)
 	seen     uint64 // the change log generation sent up to
 	sentDERP uint64
 }
@@ -68,7 +69,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 	if !req.Stream {
 		var res *tailcfg.MapResponse
 		if !req.OmitPeers {
-			res = s.fullMapLocked(n, time.Now())
+			res = s.fullMapLocked(n, time.Now(), isLocal(r))
 		}
 		s.mu.Unlock()
 		if res != nil {
@@ -78,8 +79,8 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	ms := s.startSessionLocked(n, cancel, req.Compress == "zstd")
-	first := s.fullMapLocked(n, time.Now())
+	ms := s.startSessionLocked(n, cancel, req.Compress == "zstd", isLocal(r))
+	first := s.fullMapLocked(n, time.Now(), ms.local)
 	s.markSentLocked(ms, n)
 	s.mu.Unlock()
 	defer s.endSession(ms)
@@ -236,7 +237,7 @@ func cleanEndpoints(eps []netip.AddrPort) []netip.AddrPort {
 	return out
 }
 
-func (s *Server) startSessionLocked(n *node, cancel context.CancelFunc, compress bool) *mapSession {
+func (s *Server) startSessionLocked(n *node, cancel context.CancelFunc, compress, local bool) *mapSession {
 	// A node has one live stream; a new one replaces the old.
 	for old := range s.sessions {
 		if old.nodeID == n.ID {
@@ -248,6 +249,7 @@ func (s *Server) startSessionLocked(n *node, cancel context.CancelFunc, compress
 		wake:     make(chan struct{}, 1),
 		cancel:   cancel,
 		compress: compress,
+		local:    local,
 	}
 	s.sessions[ms] = true
 	n.streams++
@@ -323,11 +325,14 @@ func (s *Server) deltaLocked(ms *mapSession, now time.Time) frame {
 	}
 	ck := []byte{0}
 	if ms.compress {
-		ck[0] = 1
+		ck[0] |= 1
+	}
+	if ms.local {
+		ck[0] |= 2 // another DERP map
 	}
 	for _, it := range items {
 		if it.kind == itemSelf {
-			return encodeFrame(s.renderDeltaLocked(items, now), ms.compress)
+			return encodeFrame(s.renderDeltaLocked(items, now, ms.local), ms.compress)
 		}
 		ck = binary.AppendUvarint(append(ck, it.kind), uint64(it.id))
 	}
@@ -337,7 +342,7 @@ func (s *Server) deltaLocked(ms *mapSession, now time.Time) frame {
 	}
 	f, ok := s.frames[string(ck)]
 	if !ok {
-		f = encodeFrame(s.renderDeltaLocked(items, now), ms.compress)
+		f = encodeFrame(s.renderDeltaLocked(items, now, ms.local), ms.compress)
 		s.frames[string(ck)] = f
 	}
 	return f
@@ -374,12 +379,12 @@ func (s *Server) deltaItemsLocked(ms *mapSession) []deltaItem {
 	return items
 }
 
-func (s *Server) renderDeltaLocked(items []deltaItem, now time.Time) *tailcfg.MapResponse {
+func (s *Server) renderDeltaLocked(items []deltaItem, now time.Time, local bool) *tailcfg.MapResponse {
 	res := &tailcfg.MapResponse{}
 	for _, it := range items {
 		switch it.kind {
 		case itemDERP:
-			res.DERPMap = s.derpMap
+			res.DERPMap = s.derpMapLocked(local)
 		case itemSelf:
 			res.Node = s.tailNodeLocked(s.nodes[it.id], now, true)
 		case itemPeer:

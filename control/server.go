@@ -59,13 +59,15 @@ type Server struct {
 	sessions  map[*mapSession]bool
 	derpMap   *tailcfg.DERPMap
 	derpGen   uint64
-	ids       []tailcfg.NodeID // the keys of nodes, sorted
-	changes   []change         // the change log, by gen
-	gen       uint64           // the last change's generation
-	frames    map[string]frame // deltas of generation framesAt, by deltaLocked's key
-	framesAt  [2]uint64        // gen and derpGen the frames are for
-	closed    bool
-	done      chan struct{} // closed by Close
+	// localDERPMap is derpMap for clients on this host; nil: derpMap.
+	localDERPMap *tailcfg.DERPMap
+	ids          []tailcfg.NodeID // the keys of nodes, sorted
+	changes      []change         // the change log, by gen
+	gen          uint64           // the last change's generation
+	frames       map[string]frame // deltas of generation framesAt, by deltaLocked's key
+	framesAt     [2]uint64        // gen and derpGen the frames are for
+	closed       bool
+	done         chan struct{} // closed by Close
 }
 
 // node is a registered node: its durable part plus what only lives while
@@ -204,6 +206,27 @@ func (s *Server) SetDERPMap(m *tailcfg.DERPMap) {
 	s.derpMap = m
 	s.derpGen++
 	s.notifyLocked()
+}
+
+// SetLocalDERPMap sets the DERP map sent to clients on this host (over
+// loopback, not through a proxy), such as the in-process gateway agent;
+// nil means the one of SetDERPMap. Behind a home router the relay's public
+// address may not lead back to this host (no NAT loopback), so the local
+// agent dials the relay on loopback.
+func (s *Server) SetLocalDERPMap(m *tailcfg.DERPMap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.localDERPMap = m
+	s.derpGen++
+	s.notifyLocked()
+}
+
+// derpMapLocked is the DERP map for a local client or another.
+func (s *Server) derpMapLocked(local bool) *tailcfg.DERPMap {
+	if local && s.localDERPMap != nil {
+		return s.localDERPMap
+	}
+	return s.derpMap
 }
 
 // Admit reports whether k is the node key of a registered, unexpired node.

@@ -488,9 +488,9 @@ func TestDeltaSharingAndPatches(t *testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, b, c := s.nodes[s.ids[0]], s.nodes[s.ids[1]], s.nodes[s.ids[2]]
-	sa := s.startSessionLocked(a, func() {}, false)
-	sc := s.startSessionLocked(c, func() {}, false)
-	fresh := s.startSessionLocked(c, func() {}, false)
+	sa := s.startSessionLocked(a, func() {}, false, false)
+	sc := s.startSessionLocked(c, func() {}, false, false)
+	fresh := s.startSessionLocked(c, func() {}, false, false)
 	for _, ms := range []*mapSession{sa, sc, fresh} {
 		s.markSentLocked(ms, s.nodes[ms.nodeID])
 	}
@@ -561,4 +561,69 @@ func decodeFrame(t *testing.T, f frame) *tailcfg.MapResponse {
 		t.Fatal(err)
 	}
 	return &res
+}
+
+// A client on this host gets the local DERP map, in full maps and deltas;
+// others get the public one, and the two never share a cached frame.
+func TestLocalDERPMap(t *testing.T) {
+	s := newTestServer(t, "100.86.0.0/16")
+	ak := mustAuthKey(t, s.Server, AuthKeyOptions{Reusable: true})
+	for _, name := range []string{"a", "b"} {
+		newTestNode(t, s.url, name).register(t, ak)
+	}
+	public := &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{900: {RegionID: 900, Nodes: []*tailcfg.DERPNode{{Name: "900a", RegionID: 900, HostName: "203.0.113.9"}}}}}
+	local := &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{900: {RegionID: 900, Nodes: []*tailcfg.DERPNode{{Name: "900a", RegionID: 900, HostName: "203.0.113.9", IPv4: "127.0.0.1"}}}}}
+	s.SetDERPMap(public)
+	s.SetLocalDERPMap(local)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, b := s.nodes[s.ids[0]], s.nodes[s.ids[1]]
+	if got := s.fullMapLocked(a, time.Now(), true).DERPMap; got != local {
+		t.Errorf("full map of a local client has DERP map %v, want the local one", got)
+	}
+	if got := s.fullMapLocked(a, time.Now(), false).DERPMap; got != public {
+		t.Errorf("full map of a remote client has DERP map %v, want the public one", got)
+	}
+	sl := s.startSessionLocked(a, func() {}, false, true)
+	sr := s.startSessionLocked(b, func() {}, false, false)
+	for _, ms := range []*mapSession{sl, sr} {
+		s.markSentLocked(ms, s.nodes[ms.nodeID])
+	}
+	s.derpGen++ // as SetDERPMap does, without its lock
+	for _, tt := range []struct {
+		ms   *mapSession
+		want string
+	}{{sl, "127.0.0.1"}, {sr, ""}} {
+		got := decodeFrame(t, s.deltaLocked(tt.ms, time.Now()))
+		if got.DERPMap == nil || got.DERPMap.Regions[900].Nodes[0].IPv4 != tt.want {
+			t.Errorf("local %v: delta DERP map %+v, want node IPv4 %q", tt.ms.local, got.DERPMap, tt.want)
+		}
+	}
+}
+
+func TestIsLocalRequest(t *testing.T) {
+	tests := []struct {
+		remote string
+		header string
+		want   bool
+	}{
+		{"127.0.0.1:5000", "", true},
+		{"[::1]:5000", "", true},
+		{"[::ffff:127.0.0.1]:5000", "", true},
+		{"127.0.0.1:5000", "X-Forwarded-For", false},
+		{"127.0.0.1:5000", "Forwarded", false},
+		{"192.168.1.20:5000", "", false},
+		{"garbage", "", false},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("POST", "/ts2021", nil)
+		r.RemoteAddr = tt.remote
+		if tt.header != "" {
+			r.Header.Set(tt.header, "203.0.113.7")
+		}
+		if got := isLocalRequest(r); got != tt.want {
+			t.Errorf("isLocalRequest(%s, %q) = %v, want %v", tt.remote, tt.header, got, tt.want)
+		}
+	}
 }

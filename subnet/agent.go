@@ -31,6 +31,7 @@ import (
 	"tailscale.com/types/logger"
 	"tailscale.com/types/logid"
 	"tailscale.com/types/preftype"
+	"tailscale.com/types/views"
 	"tailscale.com/wgengine"
 
 	"homenet/firewall"
@@ -366,7 +367,7 @@ func (a *Agent) prefs() *ipn.Prefs {
 	p.WantRunning = true
 	p.Hostname = a.cfg.Hostname
 	p.AdvertiseRoutes = slices.Clone(a.routes)
-	p.AdvertiseTags = []string{"tag:gateway"}
+	p.AdvertiseTags = slices.Clone(a.cfg.Tags)
 	p.RouteAll = false // never install the LAN routes others advertise (or our own)
 	p.CorpDNS = false  // leave the host's DNS alone
 	p.NetfilterMode = preftype.NetfilterOff
@@ -412,10 +413,15 @@ func (a *Agent) watch(ctx context.Context) {
 	a.lb.WatchNotifications(ctx, ipn.NotifyInitialState|ipn.NotifyInitialNetMap, nil, func(n *ipn.Notify) bool {
 		if n.ErrMessage != nil {
 			a.mu.Lock()
+			repeated := a.lastErr == *n.ErrMessage
 			a.lastErr = *n.ErrMessage
 			needsLogin := a.state == ipn.NeedsLogin
 			a.mu.Unlock()
-			a.log.Warn("gateway: engine error", "err", *n.ErrMessage)
+			level := slog.LevelWarn
+			if repeated {
+				level = slog.LevelDebug // a refused key says so on every try
+			}
+			a.log.Log(context.Background(), level, "gateway: engine error", "err", *n.ErrMessage)
 			if needsLogin {
 				// A refused key: try again, with backoff, in case a
 				// new one was put in its place.
@@ -573,6 +579,16 @@ func (a *Agent) checkKnown(ctx context.Context) {
 		case a.forceLogin <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// SetStaticEndpoints adds eps to the endpoints the agent advertises, as
+// tailscaled's static endpoints: a port the home router forwards to it,
+// which STUN cannot see from behind that router.
+func (a *Agent) SetStaticEndpoints(eps []netip.AddrPort) {
+	if ms, ok := a.sys.MagicSock.GetOK(); ok {
+		ms.SetStaticEndpoints(views.SliceOf(eps))
+		a.log.Info("gateway: advertising forwarded endpoints", "endpoints", eps)
 	}
 }
 

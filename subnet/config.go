@@ -25,6 +25,11 @@ type Config struct {
 	Hostname string
 	// Routes are the LAN prefixes to advertise.
 	Routes []netip.Prefix
+	// Tags are the ACL tags the node asks for (tailscale up
+	// --advertise-tags). homenet's own keys tag the gateway already;
+	// headscale 0.28 and later refuse a key registration that asks for
+	// tags, so a joined agent asks for none.
+	Tags []string
 	// ExitNode also advertises 0.0.0.0/0 and ::/0.
 	ExitNode bool
 	// TailnetPrefixes are the tailnet's ranges (tailnet.prefix4 and

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 )
 
 var errNotLinux = errors.New("gateway: the agent needs Linux (a kernel TUN, policy routing and netfilter)")
@@ -22,6 +23,7 @@ func Run(ctx context.Context, cfg Config) error { return errNotLinux }
 // Cleanup does nothing off Linux.
 func Cleanup(stateDir string, logger *slog.Logger) error { return nil }
 
-func (a *Agent) Close() error          { return nil }
-func (a *Agent) Status() Status        { return Status{} }
-func (a *Agent) Done() <-chan struct{} { return nil }
+func (a *Agent) Close() error                        { return nil }
+func (a *Agent) SetStaticEndpoints([]netip.AddrPort) {}
+func (a *Agent) Status() Status                      { return Status{} }
+func (a *Agent) Done() <-chan struct{}               { return nil }

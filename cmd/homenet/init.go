@@ -31,7 +31,13 @@ carrier-grade NAT WAN address, no IPv6) and says what to do. Run again with
 the same flags, it changes nothing. It asks before using what it detected
 when stdin is a terminal; --non-interactive (or no terminal) takes the
 detected values. An existing config is kept; flags that differ from it
-replace it, keeping a backup. See docs/init.md.`
+replace it, keeping a backup.
+
+On a host with a public address and no LAN (a VPS), it sets up control and
+the relay only and prints how a home gateway joins it. With --join URL
+--auth-key KEY, it sets this host up as a home gateway that joins a
+control server elsewhere (homenet on a VPS, or headscale), running only
+the gateway agent. See docs/init.md and docs/install.md.`
 
 const uninstallLong = `Undo "homenet init": stop and disable the service and remove the unit or
 init script, the sysctl and NetworkManager files, the firewalld trust and
@@ -186,6 +192,11 @@ func runInit(ctx context.Context, inv *invocation, f *initFlags) error {
 		if err := appliance.CheckServerURL(f.join); err != nil {
 			return usageErrorf("invalid --join: %v", err)
 		}
+		if f.serverURL != "" || f.ddns.Provider != "" || f.lan == "none" {
+			return usageErrorf("--join runs only the gateway agent: --server-url, --ddns and --lan none belong on the server it joins")
+		}
+	} else if f.authKey != "" {
+		return usageErrorf("--auth-key is only used with --join URL")
 	}
 	if f.authKey != "" {
 		if err := appliance.CheckAuthKey(f.authKey); err != nil {
@@ -302,7 +313,7 @@ func printInit(inv *invocation, res *appliance.InitResult) error {
 func printJoin(w io.Writer, j *appliance.JoinResult) {
 	st := j.Status
 	if j.Error != "" {
-		fmt.Fprintf(w, "\nNot joined yet: %s\n  The agent keeps trying; check with: homenet status\n", j.Error)
+		fmt.Fprintf(w, "\nNot joined yet: %s.\n  Once homenet runs, the agent joins (and keeps trying); check with: homenet status\n", j.Error)
 		return
 	}
 	fmt.Fprintf(w, "\nJoined %s as %s.\n", j.ControlURL, joinOrDash(st.Addresses))

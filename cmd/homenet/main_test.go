@@ -109,6 +109,9 @@ func (f *fakeAdmin) Status(ctx context.Context) (control.Status, error) {
 			"ddns": map[string]any{"provider": "alidns", "name": "home.example.net", "published": []string{"A none", "AAAA 2001:db8:100::2"},
 				"updates": 2, "failures": 1, "last_error": "alidns AddDomainRecord: HTTP 400 Throttling.User", "last_error_at": time.Now().Add(-time.Minute), "next_retry": time.Now().Add(4 * time.Minute)},
 			"certificate": map[string]any{"mode": "acme-dns-01", "names": []string{"home.example.net"}, "not_after": time.Now().Add(60 * 24 * time.Hour)},
+			"upnp": map[string]any{"protocol": "upnp-igd", "router": "192.168.1.1", "external_ipv4": "203.0.113.9", "mappings": []map[string]any{
+				{"proto": "tcp", "internal": 8080, "external": 8080, "expires": time.Now().Add(50 * time.Minute)},
+				{"proto": "udp", "internal": 3478, "error": "ConflictInMappingEntry"}}},
 		}}, nil
 }
 
@@ -285,7 +288,8 @@ func TestCLIAdminCommands(t *testing.T) {
 		{[]string{"status"}, "Status", []string{"Version:", "v0.1.0", "Server URL:", "100.86.0.0/16", "1h ago", "Gateway:", "Running on tailscale0, firewall nftables", "192.168.1.0/24", "Detected:", "br-lan: 192.168.1.0/24",
 			"Reachability:", "ipv6-only", "Global IPv6:", "2001:db8:100::2 (eth0)", "carrier-grade NAT",
 			"Dynamic DNS:", "home.example.net at alidns, 2 updates, 1 failures", "A none, AAAA 2001:db8:100::2", "Throttling.User (1m ago; next try in 4m)",
-			"Certificate:", "acme-dns-01 for home.example.net, valid until", "(in 60d)"}},
+			"Certificate:", "acme-dns-01 for home.example.net, valid until", "(in 60d)",
+			"Port mappings:", "upnp-igd at 192.168.1.1, external address 203.0.113.9", "TCP 8080 → this host's 8080, lease ends in 50m", "UDP 3478: ConflictInMappingEntry"}},
 	}
 	for _, tt := range tests {
 		for _, asJSON := range []bool{false, true} {

@@ -14,6 +14,7 @@ import (
 	"homenet/appliance"
 	"homenet/control"
 	"homenet/ddns"
+	"homenet/portmap"
 	"homenet/relay"
 	"homenet/subnet"
 )
@@ -52,6 +53,7 @@ func status(ctx context.Context, inv *invocation, a control.Admin) error {
 	printReachability(tw, st.Extra["reachability"])
 	printDDNS(tw, inv.now, st.Extra["ddns"])
 	printCertificate(tw, inv.now, st.Extra["certificate"])
+	printPortmap(tw, inv.now, st.Extra["upnp"])
 	printGateway(tw, st.Extra)
 	return tw.Flush()
 }
@@ -68,7 +70,41 @@ func printJoined(w io.Writer, now time.Time, st control.Status) {
 	fmt.Fprintf(w, "Control server:\t%s (joined: this host runs the gateway agent only)\n", st.ServerURL)
 	fmt.Fprintf(w, "Connected:\t%s\n", conn)
 	fmt.Fprintf(w, "Started:\t%s\n", relTime(now, st.Started, "-"))
+	printPortmap(w, now, st.Extra["upnp"])
 	printGateway(w, st.Extra)
+}
+
+// printPortmap shows the port mappings on the home router.
+func printPortmap(w io.Writer, now time.Time, v any) {
+	var pm portmap.Status
+	if !reJSON(v, &pm) {
+		return
+	}
+	line := "no answer from the router yet"
+	if pm.Protocol != "" {
+		line = pm.Protocol + " at " + pm.Router
+		if pm.ExternalIPv4.IsValid() {
+			line += ", external address " + pm.ExternalIPv4.String()
+		}
+	}
+	fmt.Fprintf(w, "Port mappings:\t%s\n", line)
+	for _, m := range pm.Mappings {
+		s := fmt.Sprintf("%s %d → this host's %d", strings.ToUpper(m.Proto), m.External, m.Internal)
+		switch {
+		case m.Err != "":
+			s = fmt.Sprintf("%s %d: %s", strings.ToUpper(m.Proto), m.Internal, m.Err)
+		case m.External == 0:
+			s = fmt.Sprintf("%s %d: not mapped", strings.ToUpper(m.Proto), m.Internal)
+		case m.Expires.IsZero():
+			s += ", permanent (deleted at stop)"
+		default:
+			s += ", lease ends " + relTime(now, m.Expires, "-")
+		}
+		fmt.Fprintf(w, "  Mapped:\t%s\n", s)
+	}
+	if pm.LastError != "" {
+		fmt.Fprintf(w, "  Last error:\t%s (next try %s)\n", pm.LastError, relTime(now, pm.NextTry, "-"))
+	}
 }
 
 // printReachability shows how phones away from home reach this host.
