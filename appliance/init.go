@@ -550,7 +550,8 @@ func (in *initRun) onboard(ctx context.Context, cfgPath string, cfg *Config, run
 	joinCmd := func(key string) string {
 		return fmt.Sprintf("homenet init --join %s --auth-key %s", cfg.Server.URL, key)
 	}
-	if !cfg.Gateway.Enabled {
+	serverOnly := !cfg.Gateway.Enabled && isServerOnly(in.res.Network)
+	if serverOnly {
 		in.res.AtHome = []string{"# here, once homenet runs: " + gwKeyCmd, "# then on the home gateway:", joinCmd("KEY")}
 	}
 	if !running {
@@ -568,7 +569,7 @@ func (in *initRun) onboard(ctx context.Context, cfgPath string, cfg *Config, run
 		return
 	}
 	ob.Key, ob.KeyExpiry = key, info.Expiry
-	if !cfg.Gateway.Enabled {
+	if serverOnly {
 		gwKey, _, err := createOnboardingKey(ctx, socket, in.o.AdminWait, GatewayKeyOptions())
 		if err == nil {
 			in.res.AtHome = []string{"# on the home gateway (the key works once, for a day; more with: " + gwKeyCmd + "):", joinCmd(gwKey)}

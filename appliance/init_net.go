@@ -261,7 +261,7 @@ func reachabilityWarnings(p Platform, n NetInfo, cfg *Config, urlGiven bool, rer
 		} else {
 			add("behind-nat",
 				fmt.Sprintf("This host's address %s is private: it sits behind your home router, so phones away from home cannot reach it as things are.%s", wan, seen),
-				fmt.Sprintf("On your router, forward %s to %s (and give this host a fixed address there)%s. Until then, phones can join only on your home network.", ports, wan, fixURL))
+				behindNATFix(cfg, ports, wan.String(), fixURL, rerun))
 		}
 	case addrPublic:
 		if p.Kind != PlatformOpenWrt {
@@ -289,6 +289,21 @@ func reachabilityWarnings(p Platform, n NetInfo, cfg *Config, urlGiven bool, rer
 			"If your ISP offers IPv6, enable it on your router and run homenet init again.")
 	}
 	return ws
+}
+
+// behindNATFix says how phones reach a host behind the home router: ports
+// forwarded by UPnP (or by hand), and a name with a certificate.
+func behindNATFix(cfg *Config, ports, wan, fixURL, rerun string) string {
+	if !cfg.UPnP.Enabled {
+		return fmt.Sprintf("On your router, forward %s to %s (and give this host a fixed address there)%s. Until then, phones can join only on your home network.", ports, wan, fixURL)
+	}
+	fix := fmt.Sprintf("Once it runs, homenet asks your router to forward %s (UPnP, PCP or NAT-PMP; homenet status shows the mappings). "+
+		"If the router has that off, turn it on or forward them by hand to %s.", ports, wan)
+	if cfg.DDNS.Provider == "" {
+		fix += fmt.Sprintf(" Give phones a name that follows your public address, with a certificate: %s --ddns PROVIDER --ddns-name NAME --ddns-credentials FILE "+
+			"(https://NAME:%s; see \"homenet on a NAS behind your router\" in docs/install.md).", rerun, DefaultHTTPSPort)
+	}
+	return fix
 }
 
 // serverURLClass returns the address in a server URL and its class; a DNS

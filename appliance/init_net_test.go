@@ -139,7 +139,8 @@ func TestReachabilityWarnings(t *testing.T) {
 			name: "Pi on the home LAN", p: pi,
 			n:   netOf("eth0", "192.168.1.20/24", "192.168.1.0/24"),
 			url: "http://192.168.1.20:8080", want: []string{"behind-nat", "no-ipv6"},
-			wantText: []string{"On your router, forward", "to 192.168.1.20", "only on your home network"},
+			wantText: []string{"homenet asks your router to forward TCP 8080 (control)", "by hand to 192.168.1.20", "--ddns PROVIDER"},
+			notText:  []string{"--server-url http://"},
 		},
 		{
 			name: "Pi on the home LAN with a DNS name given", p: pi,

@@ -24,7 +24,14 @@ type netWatch struct {
 	// routerIPv4 is the home router's public address, learned from its
 	// port mappings (startPortmap): phones reach this host there.
 	routerIPv4 netip.Addr
+	// held: dynamic DNS waits for the router's answer, so that a start
+	// does not remove the A record only to add it back a second later.
+	held bool
 }
+
+// routerWait bounds how long dynamic DNS waits for the home router to say
+// its public address.
+const routerWait = 15 * time.Second
 
 // How quickly an address change reaches DNS: netlink events are gathered
 // for addrSettle (a renumbering is a delete and an add), and the addresses
@@ -35,14 +42,18 @@ const (
 )
 
 // startNetWatch detects reachability now, logs it, and follows changes
-// until ctx is done.
-func startNetWatch(ctx context.Context, u *ddns.Updater, logger *slog.Logger) *netWatch {
+// until ctx is done. behindRouter says whether the home router will be asked for port
+// mappings, and so for its public address, given the first Reachability.
+func startNetWatch(ctx context.Context, u *ddns.Updater, behindRouter func(Reachability) bool, logger *slog.Logger) *netWatch {
 	w := &netWatch{logger: logger, ddns: u}
-	w.check(true)
+	w.check(true, behindRouter)
+	if w.held {
+		time.AfterFunc(routerWait, w.release)
+	}
 	if u != nil {
 		go u.Run(ctx)
 	}
-	go watchAddrs(ctx, addrSettle, addrBackstop, func() { w.check(false) }, logger)
+	go watchAddrs(ctx, addrSettle, addrBackstop, func() { w.check(false, nil) }, logger)
 	return w
 }
 
@@ -53,8 +64,9 @@ func (w *netWatch) Reachability() Reachability {
 	return w.cur
 }
 
-// check reads the addresses again and passes on what changed.
-func (w *netWatch) check(first bool) {
+// check reads the addresses again and passes on what changed. The first
+// time, behindRouter may hold dynamic DNS back until the router answers.
+func (w *netWatch) check(first bool, behindRouter func(Reachability) bool) {
 	w.mu.Lock()
 	prev := w.cur
 	w.mu.Unlock()
@@ -69,23 +81,40 @@ func (w *netWatch) check(first bool) {
 	if !first && r.IPv4 == prev.IPv4 && r.IPv6 == prev.IPv6 && r.Case == prev.Case {
 		return
 	}
+	held := first && behindRouter != nil && behindRouter(r)
 	w.mu.Lock()
 	w.cur = r
+	w.held = w.held || held
+	held = w.held
 	onChange := w.onChange
 	w.mu.Unlock()
 	level, msg := slog.LevelInfo, "reachability: addresses changed"
-	if first {
+	switch {
+	case held && first:
+		msg = "reachability: asking the home router for port mappings and its public address"
+	case first:
 		msg = "reachability"
 		if r.Case == ReachNone {
 			level = slog.LevelWarn
 		}
 	}
 	w.logger.Log(context.Background(), level, msg, "case", r.Case, "public_ipv4", r.IPv4, "global_ipv6", r.IPv6, "advice", r.Advice)
-	if w.ddns != nil {
+	if w.ddns != nil && !held {
 		w.ddns.Set(ddns.Addrs{IPv4: r.IPv4, IPv6: r.IPv6})
 	}
 	if onChange != nil && !first {
 		onChange(r)
+	}
+}
+
+// release lets dynamic DNS publish what check held back.
+func (w *netWatch) release() {
+	w.mu.Lock()
+	held, r := w.held, w.cur
+	w.held = false
+	w.mu.Unlock()
+	if held && w.ddns != nil {
+		w.ddns.Set(ddns.Addrs{IPv4: r.IPv4, IPv6: r.IPv6})
 	}
 }
 
@@ -95,7 +124,8 @@ func (w *netWatch) setRouterIPv4(ip netip.Addr) {
 	w.mu.Lock()
 	w.routerIPv4 = ip
 	w.mu.Unlock()
-	w.check(false)
+	w.check(false, nil)
+	w.release()
 }
 
 // viaRouter is r for a host whose home router forwards its ports from

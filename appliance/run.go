@@ -64,7 +64,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	watch := startNetWatch(ctx, ddnsUpdater, logger)
+	watch := startNetWatch(ctx, ddnsUpdater, func(r Reachability) bool { return len(portmapPorts(cfg, r)) > 0 }, logger)
 
 	// The relay asks control who may connect, and control tells the relay
 	// whom to drop; both are plain funcs so neither package knows the other.
