@@ -179,7 +179,7 @@ func ParseConfig(b []byte) (Config, error) {
 		if errors.As(err, &perr) {
 			return Config{}, fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message)
 		}
-		return Config{}, err
+		return Config{}, typeError(err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		return Config{}, fmt.Errorf("%s: unknown key", und[0])
@@ -239,8 +239,8 @@ func (c *Config) validateGateway() error {
 		return fmt.Errorf("gateway.firewall: %q is not one of %s", g.Firewall, strings.Join(FirewallKinds, ", "))
 	}
 	for _, r := range g.Routes {
-		if _, err := netip.ParsePrefix(r); err != nil {
-			return fmt.Errorf("gateway.routes: %q is not a CIDR prefix", r)
+		if err := checkGatewayRoute(r); err != nil {
+			return fmt.Errorf("gateway.routes: %w", err)
 		}
 	}
 	if !c.Joins() {
@@ -257,6 +257,23 @@ func (c *Config) validateGateway() error {
 	}
 	if g.AuthKeyFile != "" && !filepath.IsAbs(g.AuthKeyFile) {
 		return fmt.Errorf("gateway.auth_key_file: %q is not an absolute path", g.AuthKeyFile)
+	}
+	return nil
+}
+
+// checkGatewayRoute checks one of gateway.routes: a CIDR prefix without
+// host bits that a router can forward to, so not a link-local one.
+func checkGatewayRoute(s string) error {
+	p, err := netip.ParsePrefix(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a CIDR prefix such as 192.168.1.0/24", s)
+	case p != p.Masked():
+		return fmt.Errorf("%q has host bits set; did you mean %s?", s, p.Masked())
+	case p.Addr().IsLinkLocalUnicast():
+		// 169.254.0.0/16 is what a host gives itself when DHCP fails, and
+		// every link has its own fe80::/64: neither leaves its link.
+		return fmt.Errorf("%q is link-local, which no router forwards; did you mean the LAN's own prefix, such as 192.168.1.0/24? (Leave gateway.routes empty to detect it.)", s)
 	}
 	return nil
 }
@@ -391,7 +408,24 @@ func (c *Config) RelayHostname() string {
 // AdminSocket is the path of the admin API's unix socket.
 func (c *Config) AdminSocket() string { return filepath.Join(c.StateDir, "admin.sock") }
 
+// AdminPasswordPath is the path of the file with the password that
+// approves logins in the browser: server.admin_password_file, defaulted.
+func (c *Config) AdminPasswordPath() string {
+	if c.Server.AdminPasswordFile != "" {
+		return c.Server.AdminPasswordFile
+	}
+	return filepath.Join(c.StateDir, "admin-password")
+}
+
 func validateServerURL(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	// Without "://", url.Parse takes "192.168.1.2:8080" for an error and
+	// "gw.example.net:8080" for the scheme "gw.example.net".
+	if !strings.Contains(s, "://") {
+		return fmt.Errorf("%q has no scheme: add http:// or https://", s)
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return fmt.Errorf("%q: %w", s, err)

@@ -870,7 +870,7 @@ func TestInitDDNS(t *testing.T) {
 			break
 		}
 	}
-	cgnatNet := netOf("eth0", "100.64.0.2/24", "192.168.1.1/24")
+	cgnatNet := netOf("eth0", "100.64.0.2/24", "192.168.1.0/24")
 	cgnatNet.GlobalIPv6 = []netip.Addr{netip.MustParseAddr("2001:db8:100::2")}
 	ddns := DDNSConfig{Provider: "rfc2136", Name: "Home.Example.NET", CredentialsFile: "/etc/homenet/ddns.env"}
 	good := "RFC2136_NAMESERVER=192.0.2.53\nRFC2136_TSIG_KEY=k\nRFC2136_TSIG_SECRET=c2VjcmV0\n"

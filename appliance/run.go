@@ -42,7 +42,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// the address watch and dynamic DNS run before the other parts.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for _, w := range urlSchemeWarnings(&cfg) {
+	for _, w := range serveWarnings(&cfg) {
 		logger.Warn("homenet: "+w.Message, "fix", w.Fix, "code", w.Code)
 	}
 	prefix4, _ := cfg.Prefix4()
@@ -50,6 +50,11 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("creating state dir: %w", err)
 	}
+	unlock, err := lockStateDir(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	db, err := store.Open(ctx, filepath.Join(cfg.StateDir, "homenet.db"))
 	if err != nil {
 		return err
@@ -177,8 +182,12 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		statusExtra["gateway_lan"] = func() any { return lan }
 	}
 
+	if !cfg.Gateway.Enabled {
+		logger.Info("homenet: gateway off (gateway.enabled = false): phones reach each other, but not the LAN, and have no exit node")
+	}
 	logger.Info("homenet: serving", "url", cfg.Server.URL, "listen", cfg.Server.Listen, "reachability", watch.Reachability().Case,
-		"relay", cfg.Relay.Enabled, "prefix4", prefix4, "admin_socket", cfg.AdminSocket())
+		"relay", cfg.Relay.Enabled, "gateway", cfg.Gateway.Enabled, "prefix4", prefix4, "state_dir", cfg.StateDir,
+		"admin_socket", cfg.AdminSocket(), "admin_password_file", cfg.AdminPasswordPath())
 	select {
 	case <-ctx.Done():
 		logger.Info("homenet: shutting down")
@@ -188,6 +197,28 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	case <-gwDone:
 		return errors.New("gateway agent stopped unexpectedly")
 	}
+}
+
+// serveWarnings are what the config alone shows about the server URL, for
+// Serve to log at start: urlSchemeWarnings, and a loopback or private
+// address that phones away from home cannot use (init, which sees the
+// network, says more in reachabilityWarnings).
+func serveWarnings(cfg *Config) []Warning {
+	ws := urlSchemeWarnings(cfg)
+	switch _, class := serverURLClass(cfg.Server.URL); class {
+	case addrLoopback, addrPrivate, addrLinkLocal, addrCGNAT:
+		kind, who := class, "only on your home network"
+		switch class {
+		case addrLoopback:
+			who = "only on this host"
+		case addrCGNAT:
+			kind, who = "carrier-grade NAT (100.64.0.0/10)", "only behind that NAT"
+		}
+		ws = append(ws, Warning{Code: "private-url",
+			Message: fmt.Sprintf("The server URL %s names a %s address: phones can use it %s, not on the road.", cfg.Server.URL, kind, who),
+			Fix:     "Set server.url to a public address or DNS name that reaches this host (see \"Phones on the internet\" in docs/config.md), or run homenet init, which says what your network needs."})
+	}
+	return ws
 }
 
 // localControlURL is how the gateway agent reaches the control server in
@@ -277,10 +308,7 @@ func serveHTTP(ln net.Listener, h http.Handler, errc chan<- error) *http.Server 
 // adminPassword reads the browser-approval password, creating a random one
 // on first start.
 func adminPassword(cfg Config) (string, error) {
-	path := cfg.Server.AdminPasswordFile
-	if path == "" {
-		path = filepath.Join(cfg.StateDir, "admin-password")
-	}
+	path := cfg.AdminPasswordPath()
 	b, err := os.ReadFile(path)
 	if err == nil {
 		return strings.TrimSpace(string(b)), nil

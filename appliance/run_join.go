@@ -27,6 +27,11 @@ func serveJoined(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("creating state dir: %w", err)
 	}
+	unlock, err := lockStateDir(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	// Bound before the agent starts: a second homenet fails here, before
 	// its start-up cleanup could touch the first one's rules.
 	adminLn, err := control.ListenAdmin(cfg.AdminSocket())

@@ -89,21 +89,25 @@ func (c *command) exec(ctx context.Context, inv *invocation) error {
 	return err
 }
 
-// config returns the configuration named by --config, or the defaults
-// (reported by defaulted) when there is none.
-func (inv *invocation) config() (cfg appliance.Config, defaulted bool, err error) {
-	path := inv.opts.config
-	if path == "" {
-		// After `homenet init` or a package install, the config lives at
-		// the platform's place; commands find it without --config.
-		path = appliance.DetectPlatform("/").ConfigPath
-		if _, err := os.Stat(path); err != nil {
-			return appliance.DefaultConfig(), true, nil
+// config returns the configuration and the file it was read from: the
+// file named by --config, else the platform's config file if it exists.
+// Without either it returns the built-in defaults and file "".
+func (inv *invocation) config() (cfg appliance.Config, file string, err error) {
+	file = inv.opts.config
+	if file == "" {
+		file = platformConfigPath()
+		if _, err := os.Stat(file); err != nil {
+			return appliance.DefaultConfig(), "", nil
 		}
 	}
-	cfg, err = appliance.LoadConfig(path)
-	return cfg, false, err
+	cfg, err = appliance.LoadConfig(file)
+	return cfg, file, err
 }
+
+// platformConfigPath is where commands look for the config without
+// --config: where `homenet init` and the packages put it on this platform,
+// such as /etc/homenet/homenet.toml.
+func platformConfigPath() string { return appliance.DetectPlatform("/").ConfigPath }
 
 // lookup finds the command args start with and returns it with the rest of
 // args. Its errors are *usageError.
@@ -117,12 +121,6 @@ func lookup(cmds []*command, args []string) (*command, []string, error) {
 			return nil
 		}
 		return cmds[i]
-	}
-	switch first := args[0]; {
-	case first == "-h" || first == "-help" || first == "--help":
-		return find("help"), nil, nil
-	case strings.HasPrefix(first, "-"):
-		return nil, nil, usageErrorf("flag %s before the command; flags go after it, as in \"homenet status --config FILE\"", first)
 	}
 	if len(args) > 1 {
 		if c := find(args[0] + " " + args[1]); c != nil {
@@ -223,10 +221,11 @@ func (c *command) printUsage(w io.Writer, fs *flag.FlagSet) {
 
 // printTopUsage writes the usage of homenet to w.
 func printTopUsage(w io.Writer, cmds []*command) {
-	fmt.Fprintf(w, "usage: homenet COMMAND [flags] [ARGS]\n\n")
+	fmt.Fprintf(w, "usage: homenet [--config FILE] [--json] COMMAND [flags] [ARGS]\n\n")
 	fmt.Fprintf(w, "homenet runs a Tailscale-compatible control server, DERP relay and\nsubnet router on a home gateway, and administers it.\n\n")
 	printCommandList(w, cmds)
-	fmt.Fprintf(w, "\nRun \"homenet help COMMAND\" or \"homenet COMMAND --help\" for its flags.\n")
+	fmt.Fprintf(w, "\n--config and --json may come before the command or after it.\n")
+	fmt.Fprintf(w, "Run \"homenet help COMMAND\" or \"homenet COMMAND --help\" for its flags.\n")
 }
 
 // printCommandList writes one line per command of cmds to w.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"strconv"
@@ -35,6 +36,42 @@ func configFlag(fs *flag.FlagSet, o *options) {
 // jsonFlag binds --json.
 func jsonFlag(fs *flag.FlagSet, o *options) {
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of text")
+}
+
+// globalFlags binds the flags that may also come before the command, as in
+// "homenet --config FILE keys create" (as "tailscale --socket=… up" does).
+// There they apply to the command if it has them and are ignored if not, so
+// that an alias such as "homenet --config FILE" works for every command.
+func globalFlags(fs *flag.FlagSet, o *options) {
+	configFlag(fs, o)
+	jsonFlag(fs, o)
+}
+
+// parseGlobal parses the flags before the command in args and returns them,
+// as a flag set to pass to applyGlobal, and the rest of args. "-h" or
+// "--help" among them asks for help. Its errors are *usageError.
+func parseGlobal(args []string) (*flag.FlagSet, []string, error) {
+	fs := flag.NewFlagSet("homenet", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // run reports errors itself
+	globalFlags(fs, new(options))
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		return fs, []string{"help"}, nil
+	case err != nil:
+		return nil, nil, usageErrorf("%v (only --config FILE and --json may come before the command; put other flags after it)", err)
+	}
+	return fs, fs.Args(), nil
+}
+
+// applyGlobal sets the flags of a command's flag set fs that were given
+// before the command, in global. Flags after the command, parsed later,
+// override them.
+func applyGlobal(global, fs *flag.FlagSet) {
+	global.Visit(func(g *flag.Flag) {
+		if f := fs.Lookup(g.Name); f != nil {
+			f.Value.Set(g.Value.String()) // the same kind of flag: cannot fail
+		}
+	})
 }
 
 // adminFlags binds the flags of every command that talks to the admin

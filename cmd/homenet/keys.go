@@ -86,6 +86,10 @@ func keysList(ctx context.Context, inv *invocation, a control.Admin) error {
 	if inv.opts.json {
 		return printJSON(inv.stdout, nonNil(keys))
 	}
+	if len(keys) == 0 {
+		_, err := fmt.Fprintln(inv.stdout, "No keys yet: homenet keys create")
+		return err
+	}
 	t := newTable(inv.stdout, "ID", "PREFIX", "REUSABLE", "EPHEMERAL", "TAGS", "USED", "CREATED", "EXPIRES", "VALID")
 	for _, k := range keys {
 		t.row(strconv.FormatInt(k.ID, 10), k.Prefix, yesNo(k.Reusable), yesNo(k.Ephemeral),

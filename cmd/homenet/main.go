@@ -25,13 +25,19 @@ const (
 // to stdout and messages to stderr, and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	cmd, rest, err := lookup(cmds, args)
+	global, args, err := parseGlobal(args)
+	var cmd *command
+	var rest []string
+	if err == nil {
+		cmd, rest, err = lookup(cmds, args)
+	}
 	if err != nil {
 		return usageFailure(stderr, "homenet", err, func(w io.Writer) { printTopUsage(w, cmds) })
 	}
 	inv := &invocation{stdout: stdout, stderr: stderr, now: time.Now(), cmds: cmds}
 	fs := cmd.flagSet(&inv.opts)
 	usage := func(w io.Writer) { cmd.printUsage(w, fs) }
+	applyGlobal(global, fs)
 	inv.args, err = parseInterleaved(fs, rest)
 	if errors.Is(err, flag.ErrHelp) {
 		usage(stdout)
@@ -49,7 +55,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if _, ok := errors.AsType[*usageError](err); ok {
 		return usageFailure(stderr, "homenet "+cmd.name, err, usage)
 	}
-	fmt.Fprintf(stderr, "homenet: %v\n", err)
+	if _, ok := errors.AsType[*reportedError](err); !ok {
+		fmt.Fprintf(stderr, "homenet: %v\n", err)
+	}
 	return exitError
 }
 
@@ -77,3 +85,10 @@ func (e *usageError) Error() string { return e.msg }
 func usageErrorf(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
+
+// reportedError is a failure the command has reported already, such as
+// serve --json in a JSON log line; run exits 1 without printing it again.
+type reportedError struct{ err error }
+
+func (e *reportedError) Error() string { return e.err.Error() }
+func (e *reportedError) Unwrap() error { return e.err }

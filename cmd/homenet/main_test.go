@@ -21,8 +21,10 @@ import (
 )
 
 // fakeAdmin is a control.Admin that records calls and answers with one key,
-// node and route.
+// node and route, or with none when empty.
 type fakeAdmin struct {
+	empty bool
+
 	mu    sync.Mutex
 	calls []string
 }
@@ -51,6 +53,9 @@ func (f *fakeAdmin) CreateAuthKey(ctx context.Context, o control.AuthKeyOptions)
 
 func (f *fakeAdmin) AuthKeys(ctx context.Context) ([]control.AuthKeyInfo, error) {
 	f.record("AuthKeys")
+	if f.empty {
+		return nil, nil
+	}
 	now := time.Now()
 	return []control.AuthKeyInfo{{ID: 1, Prefix: "hn-k1", Tags: []string{"tag:nas"}, Created: now.Add(-3 * time.Minute), Expiry: now.Add(23 * time.Hour), Valid: true}}, nil
 }
@@ -62,6 +67,9 @@ func (f *fakeAdmin) ExpireAuthKey(ctx context.Context, id int64) error {
 
 func (f *fakeAdmin) Nodes(ctx context.Context) ([]control.NodeInfo, error) {
 	f.record("Nodes")
+	if f.empty {
+		return nil, nil
+	}
 	return []control.NodeInfo{{ID: 3, Name: "nas", OS: "linux", Addresses: []netip.Addr{netip.MustParseAddr("100.86.0.3")},
 		LastSeen: time.Now().Add(-time.Hour), Created: time.Now()}}, nil
 }
@@ -91,6 +99,9 @@ func (f *fakeAdmin) DeleteNode(ctx context.Context, id tailcfg.NodeID) error {
 
 func (f *fakeAdmin) Routes(ctx context.Context) ([]control.RouteInfo, error) {
 	f.record("Routes")
+	if f.empty {
+		return nil, nil
+	}
 	return []control.RouteInfo{{NodeID: 3, NodeName: "nas", Prefix: netip.MustParsePrefix("192.168.1.0/24")}}, nil
 }
 
@@ -152,9 +163,12 @@ func TestCLIUsageErrors(t *testing.T) {
 		wantErr string // in the first line of stderr
 		wantUse string // in the usage that follows
 	}{
-		{nil, "missing command", "usage: homenet COMMAND"},
+		{nil, "missing command", "usage: homenet [--config FILE] [--json] COMMAND"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`, "keys create"},
-		{[]string{"--config", "x", "status"}, "flags go after it", "usage: homenet COMMAND"},
+		{[]string{"--reusable", "keys", "create"}, "flag provided but not defined: -reusable (only --config FILE and --json may come before the command", "usage: homenet [--config FILE] [--json] COMMAND"},
+		{[]string{"--config"}, "flag needs an argument: -config", "usage: homenet [--config FILE]"},
+		{[]string{"--json"}, "missing command", "usage: homenet [--config FILE]"},
+		{[]string{"--json", "keys"}, "missing keys command", "keys create"},
 		{[]string{"keys"}, "missing keys command", "keys expire"},
 		{[]string{"keys", "frob"}, `unknown keys command "frob"`, "keys list"},
 		{[]string{"keys", "expire"}, "keys expire: missing ID", "usage: homenet keys expire [flags] ID"},
@@ -203,8 +217,9 @@ func TestCLIHelp(t *testing.T) {
 		args []string
 		want []string // in stdout
 	}{
-		{[]string{"help"}, []string{"usage: homenet COMMAND", "serve", "keys create", "routes unapprove", "version"}},
-		{[]string{"--help"}, []string{"usage: homenet COMMAND"}},
+		{[]string{"help"}, []string{"usage: homenet [--config FILE] [--json] COMMAND", "serve", "keys create", "routes unapprove", "version", "--config and --json may come before the command"}},
+		{[]string{"--help"}, []string{"usage: homenet [--config FILE] [--json] COMMAND"}},
+		{[]string{"--config", "x", "-h"}, []string{"usage: homenet [--config FILE] [--json] COMMAND"}},
 		{[]string{"help", "keys"}, []string{"keys create", "keys list", "keys expire"}},
 		{[]string{"help", "nodes", "rename"}, []string{"usage: homenet nodes rename [flags] ID NAME", "--config FILE", "--json"}},
 		{[]string{"keys", "create", "--help"}, []string{"--reusable", "--ephemeral", "--expiry DURATION", "--tags TAGS"}},
@@ -241,6 +256,7 @@ func TestCLIRuntimeErrors(t *testing.T) {
 		want string // stderr
 	}{
 		{[]string{"status", "--config", filepath.Join(dir, "missing.toml")}, "homenet: reading config: open " + filepath.Join(dir, "missing.toml")},
+		{[]string{"--config", filepath.Join(dir, "missing.toml"), "status"}, "homenet: reading config: open " + filepath.Join(dir, "missing.toml")},
 		{[]string{"keys", "list", "--config", badConfig}, "homenet: config " + badConfig + ": tailnet.colour: unknown key"},
 		{[]string{"nodes", "list", "--config", noServer}, `homenet: cannot reach homenet at ` + filepath.Join(dir, "admin.sock") + `: is "homenet serve" running?`},
 		{[]string{"nodes", "delete", "99", "--config", config}, "homenet: deleting node 99: node 99: not found"},
@@ -292,11 +308,19 @@ func TestCLIAdminCommands(t *testing.T) {
 			"Port mappings:", "upnp-igd at 192.168.1.1, external address 203.0.113.9", "TCP 8080 → this host's 8080, lease ends in 50m", "UDP 3478: ConflictInMappingEntry"}},
 	}
 	for _, tt := range tests {
-		for _, asJSON := range []bool{false, true} {
-			args := slices.Concat(tt.args, []string{"--config", config})
-			if asJSON {
-				args = append(args, "--json")
+		for _, v := range []struct {
+			asJSON bool
+			before bool // the flags before the command, not after it
+		}{{false, false}, {true, false}, {false, true}, {true, true}} {
+			flags := []string{"--config", config}
+			if v.asJSON {
+				flags = append(flags, "--json")
 			}
+			args := slices.Concat(tt.args, flags)
+			if v.before {
+				args = slices.Concat(flags, tt.args)
+			}
+			asJSON := v.asJSON
 			t.Run(strings.Join(args, " "), func(t *testing.T) {
 				code, stdout, stderr := runCLI(t, args...)
 				if code != exitOK {
@@ -318,6 +342,74 @@ func TestCLIAdminCommands(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCLIGlobalFlags: --config and --json work before the command too, as
+// in "homenet --config FILE keys create"; flags after the command win, and
+// commands without such a flag ignore it there.
+func TestCLIGlobalFlags(t *testing.T) {
+	fake := &fakeAdmin{}
+	config := startFakeServer(t, fake)
+	tests := []struct {
+		args     []string
+		wantCall string // "" for none
+		want     string // in stdout
+		wantJSON bool
+	}{
+		{[]string{"--config", config, "keys", "create"}, "CreateAuthKey {Reusable:false Ephemeral:false Expiry:0s Tags:[]}", "hn-k1-s3cret\n", false},
+		{[]string{"--config=" + config, "keys", "create", "--reusable"}, "CreateAuthKey {Reusable:true Ephemeral:false Expiry:0s Tags:[]}", "hn-k1-s3cret\n", false},
+		{[]string{"-config", config, "--json", "status"}, "Status", `"server_url": "http://gw:8080"`, true},
+		{[]string{"--json", "status", "--config", config}, "Status", `"server_url": "http://gw:8080"`, true},
+		{[]string{"--json", "--config", config, "nodes", "rename", "3", "nas", "--json=false"}, "RenameNode 3 nas", "Renamed node 3 to nas.\n", false},
+		{[]string{"--config", "/nonexistent/homenet.toml", "status", "--config", config}, "Status", "Server URL:", false},
+		{[]string{"--config", "/nonexistent/homenet.toml", "--json", "version"}, "", `"go": "go1.`, true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			before := fake.lastCall()
+			code, stdout, stderr := runCLI(t, tt.args...)
+			if code != exitOK {
+				t.Fatalf("exit code %d, stderr %s", code, stderr)
+			}
+			if call := fake.lastCall(); tt.wantCall != "" && call != tt.wantCall {
+				t.Errorf("server saw %q, want %q", call, tt.wantCall)
+			} else if tt.wantCall == "" && call != before {
+				t.Errorf("server saw %q, want no call", call)
+			}
+			if !strings.Contains(stdout, tt.want) {
+				t.Errorf("stdout does not contain %q:\n%s", tt.want, stdout)
+			}
+			if json.Valid([]byte(stdout)) != tt.wantJSON {
+				t.Errorf("stdout is JSON: %v, want %v:\n%s", !tt.wantJSON, tt.wantJSON, stdout)
+			}
+		})
+	}
+}
+
+// TestCLIEmptyLists: a list with nothing in it says what to do, except
+// with --json, which prints [].
+func TestCLIEmptyLists(t *testing.T) {
+	config := startFakeServer(t, &fakeAdmin{empty: true})
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"keys", "list"}, "No keys yet: homenet keys create\n"},
+		{[]string{"nodes", "list"}, "No nodes yet: on a phone or computer, tailscale up --login-server http://gw:8080 --auth-key KEY, with a KEY from homenet keys create\n"},
+		{[]string{"routes", "list"}, "No routes yet: set gateway.enabled = true for this host's LAN and exit node, or on another node: tailscale set --advertise-routes PREFIX\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, slices.Concat(tt.args, []string{"--config", config})...)
+			if code != exitOK || stdout != tt.want {
+				t.Errorf("exit code %d, stdout %q, stderr %q; want stdout %q", code, stdout, stderr, tt.want)
+			}
+			code, stdout, stderr = runCLI(t, slices.Concat(tt.args, []string{"--config", config, "--json"})...)
+			if code != exitOK || stdout != "[]\n" {
+				t.Errorf("--json: exit code %d, stdout %q, stderr %q; want []", code, stdout, stderr)
+			}
+		})
 	}
 }
 

@@ -22,6 +22,14 @@ func nodesList(ctx context.Context, inv *invocation, a control.Admin) error {
 	if inv.opts.json {
 		return printJSON(inv.stdout, nonNil(nodes))
 	}
+	if len(nodes) == 0 {
+		url := "URL"
+		if st, err := a.Status(ctx); err == nil && st.ServerURL != "" {
+			url = st.ServerURL
+		}
+		_, err := fmt.Fprintf(inv.stdout, "No nodes yet: on a phone or computer, tailscale up --login-server %s --auth-key KEY, with a KEY from homenet keys create\n", url)
+		return err
+	}
 	t := newTable(inv.stdout, "ID", "NAME", "ADDRESSES", "OS", "STATUS", "LAST SEEN", "KEY EXPIRES", "TAGS")
 	for _, n := range nodes {
 		lastSeen := relTime(inv.now, n.LastSeen, "never")

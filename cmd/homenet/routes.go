@@ -17,6 +17,10 @@ func routesList(ctx context.Context, inv *invocation, a control.Admin) error {
 	if inv.opts.json {
 		return printJSON(inv.stdout, nonNil(routes))
 	}
+	if len(routes) == 0 {
+		_, err := fmt.Fprintln(inv.stdout, "No routes yet: set gateway.enabled = true for this host's LAN and exit node, or on another node: tailscale set --advertise-routes PREFIX")
+		return err
+	}
 	t := newTable(inv.stdout, "NODE ID", "NODE", "PREFIX", "TYPE", "APPROVED")
 	for _, r := range routes {
 		kind := "subnet"

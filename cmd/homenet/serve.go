@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -16,7 +18,9 @@ import (
 
 const serveLong = `Run the coordination server, the DERP relay and (when enabled) the
 subnet-router agent until interrupted (SIGINT or SIGTERM). Without --config
-it runs on built-in defaults and prints what it chose. Logs go to stderr.`
+it reads the platform's config file (such as /etc/homenet/homenet.toml) if
+there is one, else runs on built-in defaults and prints what it chose. Logs
+go to stderr; with --json, every line is JSON, a failure included.`
 
 // serveFlags binds the flags of serve.
 func serveFlags(fs *flag.FlagSet, o *options) {
@@ -25,24 +29,30 @@ func serveFlags(fs *flag.FlagSet, o *options) {
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log messages at `LEVEL` and above: debug, info, warn or error")
 }
 
-// runServe runs the appliance until ctx is done or a signal arrives.
+// runServe runs the appliance until ctx is done or a signal arrives. With
+// --json, it reports a failure as a JSON log line too.
 func runServe(ctx context.Context, inv *invocation) error {
-	cfg, defaulted, err := inv.config()
+	logger := newServeLogger(inv.stderr, &inv.opts)
+	defer logStdLogTo(logger.Handler())()
+	err := serve(ctx, inv, logger)
+	if err != nil && inv.opts.json {
+		logger.Error("homenet: failed", "err", err)
+		return &reportedError{err}
+	}
+	return err
+}
+
+// serve reads the configuration, says where from, and runs the appliance.
+func serve(ctx context.Context, inv *invocation, logger *slog.Logger) error {
+	cfg, file, err := inv.config()
 	if err != nil {
 		return err
 	}
-	if defaulted {
-		if err := printDefaults(inv, &cfg); err != nil {
-			return err
-		}
+	if file != "" {
+		logger.Info("homenet: using config", "file", file)
+	} else if err := printDefaults(inv, logger, &cfg); err != nil {
+		return err
 	}
-	hopts := &slog.HandlerOptions{Level: inv.opts.logLevel}
-	var h slog.Handler = slog.NewTextHandler(inv.stderr, hopts)
-	if inv.opts.json {
-		h = slog.NewJSONHandler(inv.stderr, hopts)
-	}
-
-	logger := slog.New(h)
 	appliance.LimitMemory(logger)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -57,13 +67,47 @@ func runServe(ctx context.Context, inv *invocation) error {
 	return nil
 }
 
-// printDefaults tells the user, on stderr, the defaults serve runs with.
-func printDefaults(inv *invocation, cfg *appliance.Config) error {
+// newServeLogger returns serve's logger, writing text, or JSON lines with
+// --json, to w.
+func newServeLogger(w io.Writer, o *options) *slog.Logger {
+	hopts := &slog.HandlerOptions{Level: o.logLevel}
+	if o.json {
+		return slog.New(slog.NewJSONHandler(w, hopts))
+	}
+	return slog.New(slog.NewTextHandler(w, hopts))
+}
+
+// logStdLogTo sends what packages write with the standard log package
+// (net/http's servers without an ErrorLog, tailscale.com's envknob) to h,
+// as Info records, so that with --json every line is JSON. It returns a
+// func that restores the standard logger.
+func logStdLogTo(h slog.Handler) (restore func()) {
+	w, flags, prefix := log.Writer(), log.Flags(), log.Prefix()
+	log.SetOutput(slog.NewLogLogger(h, slog.LevelInfo).Writer())
+	log.SetFlags(0)
+	log.SetPrefix("")
+	return func() {
+		log.SetOutput(w)
+		log.SetFlags(flags)
+		log.SetPrefix(prefix)
+	}
+}
+
+// printDefaults says that serve runs on the built-in defaults, and which:
+// as a table on stderr, or with --json as a log line (the "homenet:
+// serving" line that follows has the rest).
+func printDefaults(inv *invocation, logger *slog.Logger, cfg *appliance.Config) error {
 	prefix, err := cfg.Prefix4()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(inv.stderr, "homenet: no --config given; using built-in defaults:\n")
+	path := platformConfigPath()
+	if inv.opts.json {
+		logger.Info("homenet: no config file; using built-in defaults", "looked_for", path,
+			"url", cfg.Server.URL, "url_guessed", true, "fix", "run homenet init, or write the file (see docs/config.md)")
+		return nil
+	}
+	fmt.Fprintf(inv.stderr, "homenet: no --config given and no %s; using built-in defaults:\n", path)
 	tw := tabwriter.NewWriter(inv.stderr, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "  server URL\t%s (guessed from this host's address)\n", cfg.Server.URL)
 	fmt.Fprintf(tw, "  listen\t%s\n", cfg.Server.Listen)
@@ -71,9 +115,17 @@ func printDefaults(inv *invocation, cfg *appliance.Config) error {
 	fmt.Fprintf(tw, "  prefix\t%s\n", prefix)
 	if cfg.Relay.Enabled {
 		fmt.Fprintf(tw, "  relay\t%s (STUN %s)\n", cfg.Relay.Listen, orNone(cfg.Relay.STUNListen))
+	} else {
+		fmt.Fprintf(tw, "  relay\toff\n")
 	}
+	if cfg.Gateway.Enabled {
+		fmt.Fprintf(tw, "  gateway\ton\n")
+	} else {
+		fmt.Fprintf(tw, "  gateway\toff (no LAN routes, no exit node)\n")
+	}
+	fmt.Fprintf(tw, "  admin password\tin %s\n", cfg.AdminPasswordPath())
 	tw.Flush()
-	fmt.Fprintf(inv.stderr, "Write a config file (see docs/config.md) and pass --config to change them.\n")
+	fmt.Fprintf(inv.stderr, "Run homenet init, or write %s (see docs/config.md), to change them.\n", path)
 	return nil
 }
 
