@@ -29,6 +29,15 @@ type Config struct {
 	Gateway  GatewayConfig `toml:"gateway"`
 	DDNS     DDNSConfig    `toml:"ddns"`
 	UPnP     UPnPConfig    `toml:"upnp"`
+	Web      WebConfig     `toml:"web"`
+}
+
+// WebConfig configures the web admin.
+type WebConfig struct {
+	// Listen is the web admin's TCP address; empty turns it off. It
+	// answers only connections to this host's loopback, LAN and tailnet
+	// addresses, never to its WAN address.
+	Listen string `toml:"listen"`
 }
 
 // UPnPConfig configures port mappings on the home router, for homenet on
@@ -125,6 +134,9 @@ type DDNSConfig struct {
 	TTL int `toml:"ttl"`
 }
 
+// DefaultWebPort is the web admin's port.
+const DefaultWebPort = 8088
+
 // FirewallKinds are the values gateway.firewall accepts.
 var FirewallKinds = []string{"auto", "iptables", "iptables-nft", "iptables-legacy", "nftables"}
 
@@ -150,6 +162,7 @@ func DefaultConfig() Config {
 		Gateway: GatewayConfig{ExitNode: true, Firewall: "auto", Masquerade: true},
 		DDNS:    DDNSConfig{IPv4: true, IPv6: true},
 		UPnP:    UPnPConfig{Enabled: true},
+		Web:     WebConfig{Listen: ":" + strconv.Itoa(DefaultWebPort)},
 	}
 }
 
@@ -206,6 +219,11 @@ func (c *Config) Validate() error {
 	}
 	if err := validateListen(c.Server.Listen); err != nil {
 		return fmt.Errorf("server.listen: %w", err)
+	}
+	if c.Web.Listen != "" {
+		if err := validateListen(c.Web.Listen); err != nil {
+			return fmt.Errorf("web.listen: %w", err)
+		}
 	}
 	if c.Relay.Enabled {
 		if err := validateListen(c.Relay.Listen); err != nil {

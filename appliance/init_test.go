@@ -641,6 +641,7 @@ func serveWritten(t *testing.T, root, cfgPath string) {
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Relay.Listen = "127.0.0.1:0"
 	cfg.Relay.STUNListen = "127.0.0.1:0"
+	cfg.Web.Listen = "127.0.0.1:0"
 	cfg.Gateway.Enabled = false
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -156,6 +156,13 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	errc := make(chan error, 2)
 	httpSrv := serveHTTP(ctlLn, plainHandler, errc)
 	defer httpSrv.Close()
+	webSrv, err := startWebAdmin(ctx, cfg, srv, errc, logger)
+	if err != nil {
+		return err
+	}
+	if webSrv != nil {
+		defer webSrv.Close()
+	}
 	adminLn, err := control.ListenAdmin(cfg.AdminSocket())
 	if err != nil {
 		return err

@@ -146,5 +146,11 @@ hostname = "127.0.0.1"
 
 [gateway]
 enabled = false
+
+[web]
+listen = ""
+
+[upnp]
+enabled = false
 `, stateDir, ports[0], ports[0], relay, ports[1], ports[2])
 }

@@ -38,7 +38,8 @@ type pendingReg struct {
 	hostinfo   *tailcfg.Hostinfo
 	ephemeral  bool
 	created    time.Time
-	done       chan struct{} // closed once approved
+	done       chan struct{} // closed once approved or denied
+	denied     bool          // set under Server.mu before done is closed
 }
 
 // registerError is a refusal the client should show to its user; it is
@@ -299,8 +300,11 @@ func (s *Server) awaitApproval(ctx context.Context, mkey key.MachinePublic, foll
 		return nil, ctx.Err()
 	}
 	s.mu.Lock()
-	n := s.byMachine[mkey]
+	n, denied := s.byMachine[mkey], pr.denied
 	s.mu.Unlock()
+	if denied {
+		return nil, registerError("the owner denied this login")
+	}
 	if n == nil {
 		return nil, registerError("the node was deleted")
 	}
@@ -308,20 +312,23 @@ func (s *Server) awaitApproval(ctx context.Context, mkey key.MachinePublic, foll
 }
 
 // approve enrolls the node behind a pending login.
+// The login is taken out of the pending set first, so that of two
+// approvals (or an approval and a denial) at once only one acts.
 func (s *Server) approve(ctx context.Context, code string) (*node, error) {
 	s.mu.Lock()
 	pr := s.pending[code]
+	delete(s.pending, code)
 	s.mu.Unlock()
 	if pr == nil {
 		return nil, fmt.Errorf("no login is waiting with code %q: %w", code, store.ErrNotFound)
 	}
 	n, err := s.enroll(ctx, pr.machineKey, pr.nodeKey, pr.hostinfo, nil, pr.ephemeral)
 	if err != nil {
+		s.mu.Lock()
+		s.pending[code] = pr // still waiting: the owner may try again
+		s.mu.Unlock()
 		return nil, err
 	}
-	s.mu.Lock()
-	delete(s.pending, code)
-	s.mu.Unlock()
 	close(pr.done)
 	return n, nil
 }

@@ -8,8 +8,9 @@ import (
 )
 
 // The interactive login page. `tailscale up` prints its URL; the owner
-// opens it and approves with the admin password, or runs
-// `homenet nodes approve CODE`.
+// opens it and approves with the admin password (over https only: over
+// http the password would cross the internet in the clear), or in the web
+// admin, or runs `homenet nodes approve CODE`.
 var registerPage = template.Must(template.New("register").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>homenet: approve {{.Hostname}}</title>
@@ -22,8 +23,10 @@ code{background:#eee;padding:.1em .3em}input,button{font-size:1em;padding:.4em}<
 <p>Machine key <code>{{.MachineKey}}</code></p>
 {{if .Wrong}}<p style="color:#b00">Wrong password.</p>{{end}}
 {{if .CanPassword}}<form method="post"><label>Admin password <input type="password" name="password" autofocus></label>
-<button type="submit">Approve</button></form>{{end}}
-<p>Or, on the gateway: <code>homenet nodes approve {{.Code}}</code></p>{{end}}
+<button type="submit">Approve</button></form>
+{{else}}<p>This page does not take the admin password: it is not served over https.
+Approve the device under <em>Pending logins</em> in homenet's web admin on your home network, or:</p>{{end}}
+<p>On the gateway: <code>homenet nodes approve {{.Code}}</code></p>{{end}}
 </body></html>`))
 
 type registerPageData struct {
@@ -36,7 +39,7 @@ func (s *Server) serveRegisterPage(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	pr := s.pending[code]
 	s.mu.Unlock()
-	d := registerPageData{Code: code, Missing: pr == nil, CanPassword: s.cfg.AdminPassword != ""}
+	d := registerPageData{Code: code, Missing: pr == nil, CanPassword: s.cfg.AdminPassword != "" && r.TLS != nil}
 	if pr != nil {
 		d.Hostname, d.MachineKey = hostnameOf(pr.hostinfo), pr.machineKey.ShortString()
 		if pr.hostinfo != nil {
@@ -45,6 +48,12 @@ func (s *Server) serveRegisterPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == http.MethodPost && pr != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+		if !d.CanPassword {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusForbidden)
+			registerPage.Execute(w, d)
+			return
+		}
 		if s.passwordOK(r.PostFormValue("password")) {
 			if _, err := s.approve(r.Context(), code); err != nil {
 				http.Error(w, "approving failed: "+err.Error(), http.StatusInternalServerError)

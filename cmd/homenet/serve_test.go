@@ -52,6 +52,8 @@ listen = "127.0.0.1:0"
 stun_listen = "127.0.0.1:0"
 [upnp]
 enabled = false
+[web]
+listen = "127.0.0.1:0"
 %s`, stateDir, extra)
 	path = filepath.Join(dir, "homenet.toml")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
