@@ -27,6 +27,8 @@ import (
 //	POST   /v1/keys/{id}/expire                           → 204
 //	GET    /v1/nodes                                      → []NodeInfo
 //	POST   /v1/nodes/approve        {"code"}              → NodeInfo
+//	GET    /v1/nodes/pending                              → []PendingLogin
+//	POST   /v1/nodes/deny           {"code"}              → 204
 //	POST   /v1/nodes/{id}/rename    {"name"}              → 204
 //	POST   /v1/nodes/{id}/expire                          → 204
 //	DELETE /v1/nodes/{id}                                 → 204
@@ -88,6 +90,8 @@ func AdminHandler(a Admin, logger *slog.Logger) http.Handler {
 	h.handle("POST /v1/keys/{id}/expire", h.expireKey)
 	h.handle("GET /v1/nodes", h.listNodes)
 	h.handle("POST /v1/nodes/approve", h.approveNode)
+	h.handle("GET /v1/nodes/pending", h.pendingLogins)
+	h.handle("POST /v1/nodes/deny", h.denyNode)
 	h.handle("POST /v1/nodes/{id}/rename", h.renameNode)
 	h.handle("POST /v1/nodes/{id}/expire", h.expireNode)
 	h.handle("DELETE /v1/nodes/{id}", h.deleteNode)
@@ -187,6 +191,22 @@ func (h *adminHandler) approveNode(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+func (h *adminHandler) pendingLogins(r *http.Request) (any, error) {
+	p, err := h.a.PendingLogins(r.Context())
+	return nonNil(p), err
+}
+
+func (h *adminHandler) denyNode(r *http.Request) (any, error) {
+	var req approveRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Code == "" {
+		return nil, invalidf("missing code")
+	}
+	return nil, h.a.DenyRegistration(r.Context(), req.Code)
 }
 
 func (h *adminHandler) renameNode(r *http.Request) (any, error) {

@@ -109,6 +109,14 @@ func (f *recordingAdmin) ApproveRegistration(ctx context.Context, code string) (
 	return adminTestNode(), f.record("ApproveRegistration %q", code)
 }
 
+func (f *recordingAdmin) PendingLogins(ctx context.Context) ([]PendingLogin, error) {
+	return []PendingLogin{{Code: "abc", Hostname: "phone"}}, f.record("PendingLogins")
+}
+
+func (f *recordingAdmin) DenyRegistration(ctx context.Context, code string) error {
+	return f.record("DenyRegistration %q", code)
+}
+
 func (f *recordingAdmin) RenameNode(ctx context.Context, id tailcfg.NodeID, name string) error {
 	return f.record("RenameNode %d %q", id, name)
 }
@@ -217,6 +225,17 @@ func TestAdminClientRoundTrip(t *testing.T) {
 			call:     func() (any, error) { return c.Nodes(ctx) },
 			wantCall: "Nodes",
 			want:     []NodeInfo{adminTestNode()},
+		},
+		{
+			name:     "PendingLogins",
+			call:     func() (any, error) { return c.PendingLogins(ctx) },
+			wantCall: "PendingLogins",
+			want:     []PendingLogin{{Code: "abc", Hostname: "phone"}},
+		},
+		{
+			name:     "DenyRegistration",
+			call:     func() (any, error) { return nil, c.DenyRegistration(ctx, "abc") },
+			wantCall: `DenyRegistration "abc"`,
 		},
 		{
 			name:     "ApproveRegistration",

@@ -127,6 +127,18 @@ func (c *AdminClient) ApproveRegistration(ctx context.Context, code string) (Nod
 	return res, err
 }
 
+// PendingLogins lists pending logins with GET /v1/nodes/pending.
+func (c *AdminClient) PendingLogins(ctx context.Context) ([]PendingLogin, error) {
+	var res []PendingLogin
+	err := c.do(ctx, "GET", "/v1/nodes/pending", nil, &res)
+	return res, err
+}
+
+// DenyRegistration refuses a pending login with POST /v1/nodes/deny.
+func (c *AdminClient) DenyRegistration(ctx context.Context, code string) error {
+	return c.do(ctx, "POST", "/v1/nodes/deny", approveRequest{Code: code}, nil)
+}
+
 // RenameNode renames node id with POST /v1/nodes/{id}/rename.
 func (c *AdminClient) RenameNode(ctx context.Context, id tailcfg.NodeID, name string) error {
 	return c.do(ctx, "POST", nodePath(id, "/rename"), renameRequest{Name: name}, nil)

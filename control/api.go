@@ -20,6 +20,10 @@ type Admin interface {
 	// ApproveRegistration approves the pending interactive login whose
 	// code was shown to the user (the last path element of its AuthURL).
 	ApproveRegistration(ctx context.Context, code string) (NodeInfo, error)
+	// PendingLogins lists the interactive logins waiting for approval;
+	// DenyRegistration refuses one.
+	PendingLogins(ctx context.Context) ([]PendingLogin, error)
+	DenyRegistration(ctx context.Context, code string) error
 	RenameNode(ctx context.Context, id tailcfg.NodeID, name string) error
 	ExpireNode(ctx context.Context, id tailcfg.NodeID) error
 	DeleteNode(ctx context.Context, id tailcfg.NodeID) error

@@ -37,6 +37,12 @@ func (j JoinedAdmin) Nodes(context.Context) ([]NodeInfo, error) {
 func (j JoinedAdmin) ApproveRegistration(context.Context, string) (NodeInfo, error) {
 	return NodeInfo{}, j.elsewhere("approve logins")
 }
+func (j JoinedAdmin) PendingLogins(context.Context) ([]PendingLogin, error) {
+	return nil, j.elsewhere("list pending logins")
+}
+func (j JoinedAdmin) DenyRegistration(context.Context, string) error {
+	return j.elsewhere("deny logins")
+}
 func (j JoinedAdmin) RenameNode(context.Context, tailcfg.NodeID, string) error {
 	return j.elsewhere("rename nodes")
 }

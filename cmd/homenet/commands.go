@@ -55,6 +55,8 @@ func commands() []*command {
 		{name: "keys list", short: "list pre-auth keys", flags: adminFlags, admin: keysList},
 		{name: "keys expire", args: []string{"ID"}, short: "expire a pre-auth key now", flags: adminFlags, admin: keysExpire},
 		{name: "nodes list", short: "list nodes", flags: adminFlags, admin: nodesList},
+		{name: "nodes pending", short: "list the logins waiting for approval", flags: adminFlags, admin: nodesPending},
+		{name: "nodes deny", args: []string{"CODE"}, short: "refuse a pending login by the code in its URL", flags: adminFlags, admin: nodesDeny},
 		{name: "nodes approve", args: []string{"CODE"}, short: "approve a pending login by the code in its URL", long: nodesApproveLong, flags: adminFlags, admin: nodesApprove},
 		{name: "nodes rename", args: []string{"ID", "NAME"}, short: "rename a node", flags: adminFlags, admin: nodesRename},
 		{name: "nodes expire", args: []string{"ID"}, short: "expire a node's key, forcing it to log in again", flags: adminFlags, admin: nodesExpire},

@@ -79,6 +79,16 @@ func (f *fakeAdmin) ApproveRegistration(ctx context.Context, code string) (contr
 	return control.NodeInfo{ID: 4, Name: "phone", Addresses: []netip.Addr{netip.MustParseAddr("100.86.0.4")}}, nil
 }
 
+func (f *fakeAdmin) PendingLogins(ctx context.Context) ([]control.PendingLogin, error) {
+	f.record("PendingLogins")
+	return []control.PendingLogin{{Code: "k7f2q9", Hostname: "pixel-8", OS: "android", MachineKey: "mkey:0123456789abcdef", Created: time.Now().Add(-2 * time.Minute)}}, nil
+}
+
+func (f *fakeAdmin) DenyRegistration(ctx context.Context, code string) error {
+	f.record("DenyRegistration %s", code)
+	return nil
+}
+
 func (f *fakeAdmin) RenameNode(ctx context.Context, id tailcfg.NodeID, name string) error {
 	f.record("RenameNode %d %s", id, name)
 	return nil
@@ -293,6 +303,8 @@ func TestCLIAdminCommands(t *testing.T) {
 		{[]string{"keys", "list"}, "AuthKeys", []string{"ID", "PREFIX", "EXPIRES", "hn-k1", "tag:nas", "3m ago", "in 23h"}},
 		{[]string{"keys", "expire", "7"}, "ExpireAuthKey 7", []string{"Expired key 7."}},
 		{[]string{"nodes", "list"}, "Nodes", []string{"ID", "NAME", "ADDRESSES", "LAST SEEN", "nas", "100.86.0.3", "1h ago", "never"}},
+		{[]string{"nodes", "pending"}, "PendingLogins", []string{"CODE", "HOSTNAME", "k7f2q9", "pixel-8", "android", "mkey:01234567…", "2m ago", "homenet nodes approve CODE"}},
+		{[]string{"nodes", "deny", "k7f2q9"}, "DenyRegistration k7f2q9", []string{"Denied the login k7f2q9"}},
 		{[]string{"nodes", "approve", "abc123"}, "ApproveRegistration abc123", []string{"Approved node phone (ID 4, 100.86.0.4)."}},
 		{[]string{"nodes", "approve", "http://gw:8080/register/xyz"}, "ApproveRegistration xyz", nil},
 		{[]string{"nodes", "rename", "3", "media-box"}, "RenameNode 3 media-box", []string{"Renamed node 3 to media-box."}},

@@ -78,6 +78,53 @@ func nodesApprove(ctx context.Context, inv *invocation, a control.Admin) error {
 	return err
 }
 
+// nodesPending lists the logins waiting for approval.
+func nodesPending(ctx context.Context, inv *invocation, a control.Admin) error {
+	pending, err := a.PendingLogins(ctx)
+	if err != nil {
+		return fmt.Errorf("listing pending logins: %w", err)
+	}
+	if inv.opts.json {
+		return printJSON(inv.stdout, nonNil(pending))
+	}
+	if len(pending) == 0 {
+		_, err := fmt.Fprintln(inv.stdout, "No logins waiting. A device that runs tailscale up --login-server URL without a key appears here.")
+		return err
+	}
+	t := newTable(inv.stdout, "CODE", "HOSTNAME", "OS", "MACHINE KEY", "WAITING SINCE")
+	for _, p := range pending {
+		t.row(p.Code, p.Hostname, p.OS, shortKey(p.MachineKey), relTime(inv.now, p.Created, "-"))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(inv.stdout, "Approve with: homenet nodes approve CODE; refuse with: homenet nodes deny CODE")
+	return err
+}
+
+// shortKey shortens a key for a table, as tailscale does.
+func shortKey(k string) string {
+	if prefix, hex, ok := strings.Cut(k, ":"); ok && len(hex) > 8 {
+		return prefix + ":" + hex[:8] + "…"
+	}
+	return k
+}
+
+// nodesDeny refuses a pending login.
+func nodesDeny(ctx context.Context, inv *invocation, a control.Admin) error {
+	code := inv.args[0]
+	if i := strings.LastIndex(code, "/"); i >= 0 && strings.Contains(code, "://") {
+		code = code[i+1:]
+	}
+	if code == "" {
+		return usageErrorf("empty CODE")
+	}
+	if err := a.DenyRegistration(ctx, code); err != nil {
+		return fmt.Errorf("denying %q: %w", code, err)
+	}
+	return done(inv, "Denied the login %s: the device is told so.", code)
+}
+
 // nodesRename renames a node.
 func nodesRename(ctx context.Context, inv *invocation, a control.Admin) error {
 	id, err := parseNodeID(inv.args[0])
