@@ -109,6 +109,7 @@ prefix4 = ""
 		{name: "ddns name outside zone", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home.example.net\"\nzone = \"example.org\"\n", wantErr: `ddns.name: "home.example.net" is not inside ddns.zone "example.org"`},
 		{name: "ddns zone suffix trap", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home.notexample.net\"\nzone = \"example.net\"\n", wantErr: "is not inside ddns.zone"},
 		{name: "ddns nothing to publish", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home.example.net\"\nipv4 = false\nipv6 = false\n", wantErr: "nothing to publish"},
+		{name: "gateway name", toml: "[gateway]\nname = \"my home\"\n", wantErr: `gateway.name: "my home" is not a host name`},
 		{name: "join", toml: "[server]\nurl = \"ftp://ignored\"\n[gateway]\nenabled = true\ncontrol_url = \"https://vps.example.net\"\nauth_key_file = \"/etc/homenet/key\"\n", check: func(t *testing.T, c Config) {
 			if !c.Joins() || c.Gateway.AuthKeyFile != "/etc/homenet/key" {
 				t.Errorf("joins %v, key file %q", c.Joins(), c.Gateway.AuthKeyFile)

@@ -78,8 +78,11 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	statusExtra := map[string]func() any{
 		"reachability": func() any { return watch.Reachability() },
 	}
+	// Their metrics, served at /metrics on the web admin listener.
+	vars := newMetrics()
 	if ddnsUpdater != nil {
 		statusExtra["ddns"] = func() any { return ddnsUpdater.Status() }
+		vars.Set(metricsDDNS, ddnsMetrics(ddnsUpdater.Status))
 	}
 	srv, err := control.New(ctx, control.Config{
 		ServerURL:       cfg.Server.URL,
@@ -107,6 +110,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer srv.Close()
+	vars.Set(metricsControl, srv.ExpVar())
 
 	handler := srv.Handler()
 	// The plain listener is bound before the relay starts: it answers the
@@ -140,6 +144,8 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		followDERPMap(srv, rl.Region(), cfg, watch)
 		statusExtra["relay"] = func() any { return json.RawMessage(rl.ExpVar().String()) }
 		statusExtra["certificate"] = func() any { return rl.CertStatus() }
+		vars.Set(metricsRelay, rl.ExpVar())
+		vars.Set(metricsCertificate, certMetrics(rl.CertStatus))
 	}
 
 	var fwd forwarded
@@ -151,12 +157,13 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		defer pm.Close()
 		fwd.pm.Store(pm)
 		statusExtra["upnp"] = func() any { return pm.Status() }
+		vars.Set(metricsPortmap, portmapMetrics(pm.Status))
 	}
 
 	errc := make(chan error, 2)
 	httpSrv := serveHTTP(ctlLn, plainHandler, errc)
 	defer httpSrv.Close()
-	webSrv, err := startWebAdmin(ctx, cfg, srv, errc, logger)
+	webSrv, err := startWebAdmin(ctx, cfg, srv, metricsHandler(vars), errc, logger)
 	if err != nil {
 		return err
 	}
@@ -187,6 +194,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		gwDone = gw.Done()
 		statusExtra["gateway"] = func() any { return gw.Status() }
 		statusExtra["gateway_lan"] = func() any { return lan }
+		vars.Set(metricsGateway, gw.ExpVar())
 	}
 
 	if !cfg.Gateway.Enabled {

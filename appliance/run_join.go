@@ -175,6 +175,7 @@ func startGateway(ctx context.Context, cfg Config, ctl gatewayControl, prefix4 n
 		AuthKey:         ctl.authKey,
 		Tags:            ctl.tags,
 		StateDir:        filepath.Join(cfg.StateDir, "gateway"),
+		Hostname:        cfg.Gateway.Name,
 		Routes:          lan.Routes,
 		ExitNode:        cfg.Gateway.ExitNode,
 		TailnetPrefixes: []netip.Prefix{prefix4, control.Prefix6},

@@ -15,10 +15,11 @@ import (
 	"homenet/webadmin"
 )
 
-// startWebAdmin serves the web admin on web.listen until ctx is done. It
-// answers only connections to this host's own side of the network (see
-// ownerSide); the public control listener never serves it.
-func startWebAdmin(ctx context.Context, cfg Config, srv *control.Server, errc chan<- error, logger *slog.Logger) (*http.Server, error) {
+// startWebAdmin serves the web admin on web.listen until ctx is done, and
+// metrics at /metrics, without a login, for Prometheus. It answers only
+// connections to this host's own side of the network (see ownerSide); the
+// public control listener never serves it.
+func startWebAdmin(ctx context.Context, cfg Config, srv *control.Server, metrics http.Handler, errc chan<- error, logger *slog.Logger) (*http.Server, error) {
 	if cfg.Web.Listen == "" {
 		return nil, nil
 	}
@@ -41,7 +42,7 @@ func startWebAdmin(ctx context.Context, cfg Config, srv *control.Server, errc ch
 		ln.Close()
 		return nil, err
 	}
-	hs := &http.Server{Handler: wa.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
+	hs := &http.Server{Handler: withMetrics(wa.Handler(), metrics), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
 	go func() {
 		err := hs.Serve(&filterListener{Listener: ln, allow: allowed, logger: logger})
 		if !errors.Is(err, http.ErrServerClosed) {
@@ -50,6 +51,14 @@ func startWebAdmin(ctx context.Context, cfg Config, srv *control.Server, errc ch
 	}()
 	logger.Info("homenet: web admin", "listen", cfg.Web.Listen, "answers", "loopback, LAN and tailnet addresses")
 	return hs, nil
+}
+
+// withMetrics serves metrics at GET /metrics and everything else with web.
+func withMetrics(web, metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	mux.Handle("/", web)
+	return mux
 }
 
 // ownerSide returns whether a local address is one the owner reaches the

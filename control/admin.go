@@ -25,6 +25,7 @@ import (
 //	POST   /v1/keys                 AuthKeyOptions        → CreatedAuthKey
 //	GET    /v1/keys                                       → []AuthKeyInfo
 //	POST   /v1/keys/{id}/expire                           → 204
+//	DELETE /v1/keys/{id}                                  → 204
 //	GET    /v1/nodes                                      → []NodeInfo
 //	POST   /v1/nodes/approve        {"code"}              → NodeInfo
 //	GET    /v1/nodes/pending                              → []PendingLogin
@@ -88,6 +89,7 @@ func AdminHandler(a Admin, logger *slog.Logger) http.Handler {
 	h.handle("POST /v1/keys", h.createKey)
 	h.handle("GET /v1/keys", h.listKeys)
 	h.handle("POST /v1/keys/{id}/expire", h.expireKey)
+	h.handle("DELETE /v1/keys/{id}", h.deleteKey)
 	h.handle("GET /v1/nodes", h.listNodes)
 	h.handle("POST /v1/nodes/approve", h.approveNode)
 	h.handle("GET /v1/nodes/pending", h.pendingLogins)
@@ -171,6 +173,14 @@ func (h *adminHandler) expireKey(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return nil, h.a.ExpireAuthKey(r.Context(), id)
+}
+
+func (h *adminHandler) deleteKey(r *http.Request) (any, error) {
+	id, err := pathID(r, "key")
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.a.DeleteAuthKey(r.Context(), id)
 }
 
 func (h *adminHandler) listNodes(r *http.Request) (any, error) {

@@ -109,6 +109,10 @@ func (f *recordingAdmin) ApproveRegistration(ctx context.Context, code string) (
 	return adminTestNode(), f.record("ApproveRegistration %q", code)
 }
 
+func (f *recordingAdmin) DeleteAuthKey(ctx context.Context, id int64) error {
+	return f.record("DeleteAuthKey %d", id)
+}
+
 func (f *recordingAdmin) PendingLogins(ctx context.Context) ([]PendingLogin, error) {
 	return []PendingLogin{{Code: "abc", Hostname: "phone"}}, f.record("PendingLogins")
 }
@@ -225,6 +229,11 @@ func TestAdminClientRoundTrip(t *testing.T) {
 			call:     func() (any, error) { return c.Nodes(ctx) },
 			wantCall: "Nodes",
 			want:     []NodeInfo{adminTestNode()},
+		},
+		{
+			name:     "DeleteAuthKey",
+			call:     func() (any, error) { return nil, c.DeleteAuthKey(ctx, 42) },
+			wantCall: "DeleteAuthKey 42",
 		},
 		{
 			name:     "PendingLogins",

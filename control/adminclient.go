@@ -127,6 +127,11 @@ func (c *AdminClient) ApproveRegistration(ctx context.Context, code string) (Nod
 	return res, err
 }
 
+// DeleteAuthKey deletes a pre-auth key with DELETE /v1/keys/{id}.
+func (c *AdminClient) DeleteAuthKey(ctx context.Context, id int64) error {
+	return c.do(ctx, "DELETE", "/v1/keys/"+strconv.FormatInt(id, 10), nil, nil)
+}
+
 // PendingLogins lists pending logins with GET /v1/nodes/pending.
 func (c *AdminClient) PendingLogins(ctx context.Context) ([]PendingLogin, error) {
 	var res []PendingLogin

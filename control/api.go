@@ -15,6 +15,7 @@ type Admin interface {
 	CreateAuthKey(ctx context.Context, opts AuthKeyOptions) (AuthKeyInfo, string, error)
 	AuthKeys(ctx context.Context) ([]AuthKeyInfo, error)
 	ExpireAuthKey(ctx context.Context, id int64) error
+	DeleteAuthKey(ctx context.Context, id int64) error
 
 	Nodes(ctx context.Context) ([]NodeInfo, error)
 	// ApproveRegistration approves the pending interactive login whose
@@ -56,6 +57,9 @@ type AuthKeyInfo struct {
 	Expiry    time.Time `json:"expiry"`
 	Used      int       `json:"used"` // how many nodes registered with it
 	Valid     bool      `json:"valid"`
+	// State is "valid", "used" (a single-use key that registered its
+	// node), "expired" or "revoked" (expired by hand).
+	State string `json:"state"`
 }
 
 // NodeInfo describes a registered node for the admin API.

@@ -31,6 +31,7 @@ func (j JoinedAdmin) AuthKeys(context.Context) ([]AuthKeyInfo, error) {
 	return nil, j.elsewhere("list keys")
 }
 func (j JoinedAdmin) ExpireAuthKey(context.Context, int64) error { return j.elsewhere("expire keys") }
+func (j JoinedAdmin) DeleteAuthKey(context.Context, int64) error { return j.elsewhere("delete keys") }
 func (j JoinedAdmin) Nodes(context.Context) ([]NodeInfo, error) {
 	return nil, j.elsewhere("list nodes")
 }

@@ -44,6 +44,8 @@ func (s *Server) CreateAuthKey(ctx context.Context, opts AuthKeyOptions) (AuthKe
 	if err := s.cfg.Store.PutAuthKey(ctx, &k); err != nil {
 		return AuthKeyInfo{}, "", fmt.Errorf("saving auth key: %w", err)
 	}
+	s.log.Info("control: auth key created", "id", k.ID, "prefix", authKeyTag+prefix, "reusable", k.Reusable,
+		"ephemeral", k.Ephemeral, "tags", k.Tags, "expiry", k.Expiry)
 	return authKeyInfo(k, now), formatAuthKey(prefix, secret), nil
 }
 
@@ -51,7 +53,21 @@ func authKeyInfo(k store.AuthKey, now time.Time) AuthKeyInfo {
 	return AuthKeyInfo{
 		ID: k.ID, Prefix: authKeyTag + k.Prefix, Reusable: k.Reusable, Ephemeral: k.Ephemeral,
 		Tags: k.Tags, Created: k.Created, Expiry: k.Expiry, Used: k.Used, Valid: authKeyValid(k, now),
+		State: authKeyState(k, now),
 	}
+}
+
+// authKeyState says why a key is or is not valid.
+func authKeyState(k store.AuthKey, now time.Time) string {
+	switch {
+	case k.Revoked:
+		return "revoked"
+	case !now.Before(k.Expiry):
+		return "expired"
+	case !k.Reusable && k.Used > 0:
+		return "used"
+	}
+	return "valid"
 }
 
 // AuthKeys lists every pre-auth key.
@@ -68,7 +84,8 @@ func (s *Server) AuthKeys(ctx context.Context) ([]AuthKeyInfo, error) {
 	return out, nil
 }
 
-// ExpireAuthKey revokes a pre-auth key. Nodes it registered stay.
+// ExpireAuthKey revokes a pre-auth key now: it expires at once. Nodes it
+// registered stay.
 func (s *Server) ExpireAuthKey(ctx context.Context, id int64) error {
 	keys, err := s.cfg.Store.AuthKeys(ctx)
 	if err != nil {
@@ -77,10 +94,35 @@ func (s *Server) ExpireAuthKey(ctx context.Context, id int64) error {
 	for _, k := range keys {
 		if k.ID == id {
 			k.Revoked = true
-			return s.cfg.Store.PutAuthKey(ctx, &k)
+			if now := time.Now(); k.Expiry.After(now) {
+				k.Expiry = now
+			}
+			if err := s.cfg.Store.PutAuthKey(ctx, &k); err != nil {
+				return err
+			}
+			s.log.Info("control: auth key expired", "id", id, "prefix", authKeyTag+k.Prefix)
+			return nil
 		}
 	}
 	return fmt.Errorf("auth key %d: %w", id, store.ErrNotFound)
+}
+
+// DeleteAuthKey deletes a pre-auth key. Nodes it registered stay.
+func (s *Server) DeleteAuthKey(ctx context.Context, id int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.cfg.Store.DeleteAuthKey(ctx, id); err != nil {
+		return fmt.Errorf("auth key %d: %w", id, err)
+	}
+	// The store forgot the key in its nodes (ON DELETE SET NULL); so do
+	// ours, or their next save would name a key that is gone.
+	for _, n := range s.nodes {
+		if n.AuthKeyID == id {
+			n.AuthKeyID = 0
+		}
+	}
+	s.log.Info("control: auth key deleted", "id", id)
+	return nil
 }
 
 // Nodes lists every node, by ID.
@@ -118,6 +160,7 @@ func (s *Server) ApproveRegistration(ctx context.Context, code string) (NodeInfo
 	if err != nil {
 		return NodeInfo{}, err
 	}
+	s.log.Info("control: login approved", "code", code, "id", n.ID, "name", n.Name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.nodeInfoLocked(n, time.Now()), nil
@@ -156,6 +199,9 @@ func (s *Server) RenameNode(ctx context.Context, id tailcfg.NodeID, name string)
 		sn.Name = name
 		return nil
 	})
+	if err == nil {
+		s.log.Info("control: node renamed", "id", id, "name", name)
+	}
 	return err
 }
 
@@ -166,6 +212,7 @@ func (s *Server) ExpireNode(ctx context.Context, id tailcfg.NodeID) error {
 		return nil
 	})
 	if err == nil {
+		s.log.Info("control: node expired", "id", id, "name", n.Name)
 		s.revoke(n.NodeKey)
 	}
 	return err
@@ -221,6 +268,15 @@ func (s *Server) SetRouteApproved(ctx context.Context, id tailcfg.NodeID, route 
 		routes = []netip.Prefix{tsaddr.AllIPv4(), tsaddr.AllIPv6()}
 	}
 	_, err := s.updateNode(ctx, id, func(sn *store.Node) error {
+		// Approving a route the node does not offer would do nothing
+		// until it did; that is a typo more often than a plan.
+		var adv []netip.Prefix
+		if sn.Hostinfo != nil {
+			adv = sn.Hostinfo.RoutableIPs
+		}
+		if approved && !slices.Contains(adv, route) {
+			return fmt.Errorf("node %d does not advertise %v (it advertises %v): %w", id, route, adv, ErrInvalid)
+		}
 		sn.ApprovedRoutes = slices.Clone(sn.ApprovedRoutes)
 		for _, r := range routes {
 			i := slices.Index(sn.ApprovedRoutes, r)
@@ -234,6 +290,9 @@ func (s *Server) SetRouteApproved(ctx context.Context, id tailcfg.NodeID, route 
 		slices.SortFunc(sn.ApprovedRoutes, netip.Prefix.Compare)
 		return nil
 	})
+	if err == nil {
+		s.log.Info("control: route approval set", "id", id, "route", route, "approved", approved)
+	}
 	return err
 }
 

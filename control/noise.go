@@ -39,18 +39,22 @@ func (s *Server) serveKey(w http.ResponseWriter, r *http.Request) {
 // connection. GET is allowed for WebSocket clients.
 func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 	if r.Method != "POST" && r.Method != "GET" {
+		s.metrics.noiseUpgradeErrors.Add(1)
 		http.Error(w, "POST or GET required", http.StatusMethodNotAllowed)
 		return
 	}
 	if r.Header.Get("Upgrade") == "" {
+		s.metrics.noiseUpgradeErrors.Add(1)
 		http.Error(w, "missing Upgrade header: a reverse proxy must pass WebSocket/Upgrade through", http.StatusBadRequest)
 		return
 	}
 	conn, err := controlhttpserver.AcceptHTTP(r.Context(), w, r, s.noiseKey, rejectOldClients)
 	if err != nil {
+		s.metrics.noiseUpgradeErrors.Add(1)
 		s.log.Debug("control: noise upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
+	s.metrics.noiseUpgrades.Add(1)
 	defer conn.Close()
 
 	ctx := context.WithValue(r.Context(), machineKeyCtx{}, conn.Peer())

@@ -41,6 +41,7 @@ type mapSession struct {
 }
 
 func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
+	s.metrics.mapRequests.Add(1)
 	var req tailcfg.MapRequest
 	if err := readJSON(r, &req); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -252,6 +253,8 @@ func (s *Server) startSessionLocked(n *node, cancel context.CancelFunc, compress
 		local:    local,
 	}
 	s.sessions[ms] = true
+	s.metrics.mapStreams.Add(1)
+	s.metrics.mapSessions.Add(1)
 	n.streams++
 	if n.streams == 1 {
 		s.touchPatchLocked(n) // now online
@@ -263,6 +266,7 @@ func (s *Server) endSession(ms *mapSession) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.sessions, ms)
+	s.metrics.mapSessions.Add(-1)
 	n := s.nodes[ms.nodeID]
 	if n == nil {
 		return

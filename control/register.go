@@ -62,10 +62,13 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	var rerr registerError
 	switch {
 	case errors.As(err, &rerr):
+		s.metrics.regRefused.Add(1)
+		s.log.Info("control: registration refused", "node_key", req.NodeKey.ShortString(), "remote", r.RemoteAddr, "reason", rerr.Error())
 		res = &tailcfg.RegisterResponse{Error: rerr.Error()}
 	case r.Context().Err() != nil:
 		return
 	case err != nil:
+		s.metrics.regFailed.Add(1)
 		s.log.Error("control: register failed", "node_key", req.NodeKey.ShortString(), "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -101,6 +104,7 @@ func (s *Server) register(ctx context.Context, mkey key.MachinePublic, req *tail
 		if err != nil {
 			return nil, err
 		}
+		s.metrics.regRekey.Add(1)
 		return authorized(n, now), nil
 	}
 	s.mu.Unlock()
@@ -142,6 +146,7 @@ func (s *Server) registerWithAuthKey(ctx context.Context, mkey key.MachinePublic
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.regAuthKey.Add(1)
 	return authorized(n, now), nil
 }
 
@@ -329,6 +334,7 @@ func (s *Server) approve(ctx context.Context, code string) (*node, error) {
 		s.mu.Unlock()
 		return nil, err
 	}
+	s.metrics.regApproved.Add(1)
 	close(pr.done)
 	return n, nil
 }

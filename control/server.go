@@ -68,6 +68,8 @@ type Server struct {
 	framesAt     [2]uint64        // gen and derpGen the frames are for
 	closed       bool
 	done         chan struct{} // closed by Close
+
+	metrics serverMetrics // see ExpVar
 }
 
 // node is a registered node: its durable part plus what only lives while

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"net/netip"
@@ -625,5 +626,73 @@ func TestIsLocalRequest(t *testing.T) {
 		if got := isLocalRequest(r); got != tt.want {
 			t.Errorf("isLocalRequest(%s, %q) = %v, want %v", tt.remote, tt.header, got, tt.want)
 		}
+	}
+}
+
+// Expiring a key shows it revoked as of now; deleting one keeps the nodes
+// it registered, which can still be changed.
+func TestExpireAndDeleteAuthKey(t *testing.T) {
+	ctx := context.Background()
+	s := newTestServer(t, "100.86.0.0/16")
+	info, key, err := s.CreateAuthKey(ctx, AuthKeyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newTestNode(t, s.url, "laptop").register(t, key)
+	keyState := func(id int64) (AuthKeyInfo, bool) {
+		keys, err := s.AuthKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if k.ID == id {
+				return k, true
+			}
+		}
+		return AuthKeyInfo{}, false
+	}
+	if k, _ := keyState(info.ID); k.State != "used" || k.Valid {
+		t.Errorf("a single-use key after its registration: state %q, valid %v; want used", k.State, k.Valid)
+	}
+	other, _, _ := s.CreateAuthKey(ctx, AuthKeyOptions{Reusable: true})
+	if err := s.ExpireAuthKey(ctx, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := keyState(other.ID); k.State != "revoked" || k.Valid || time.Since(k.Expiry) > time.Minute || time.Until(k.Expiry) > 0 {
+		t.Errorf("expired key: state %q, valid %v, expiry %v; want revoked, expiring now", k.State, k.Valid, k.Expiry)
+	}
+
+	if err := s.DeleteAuthKey(ctx, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := keyState(info.ID); ok {
+		t.Errorf("key %d still listed after delete", info.ID)
+	}
+	if err := s.DeleteAuthKey(ctx, info.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("deleting it again: %v, want ErrNotFound", err)
+	}
+	nodes, _ := s.Nodes(ctx)
+	if len(nodes) != 1 {
+		t.Fatalf("nodes after deleting their key: %+v", nodes)
+	}
+	if err := s.RenameNode(ctx, nodes[0].ID, "laptop2"); err != nil {
+		t.Errorf("renaming a node whose key was deleted: %v", err)
+	}
+}
+
+// Approving a route the node does not advertise is refused, naming what it
+// does advertise; unapproving one is harmless.
+func TestApproveUnadvertisedRoute(t *testing.T) {
+	ctx := context.Background()
+	s := newTestServer(t, "100.86.0.0/16")
+	newTestNode(t, s.url, "nas").register(t, mustAuthKey(t, s.Server, AuthKeyOptions{}))
+	nodes, _ := s.Nodes(ctx)
+	p := netip.MustParsePrefix("192.168.9.0/24")
+	err := s.SetRouteApproved(ctx, nodes[0].ID, p, true)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "does not advertise 192.168.9.0/24") {
+		t.Errorf("approving an unadvertised route: %v, want ErrInvalid naming it", err)
+	}
+	if err := s.SetRouteApproved(ctx, nodes[0].ID, p, false); err != nil {
+		t.Errorf("unapproving an unadvertised route: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"tailscale.com/derp/derpserver"
+	"tailscale.com/metrics"
 	"tailscale.com/net/stunserver"
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
@@ -84,7 +85,7 @@ type Relay struct {
 	closeErr  error
 
 	stats counters
-	vars  *expvar.Map
+	vars  *metrics.Set // a Set, so that tsweb/varz descends into it
 }
 
 // counters are the relay's own statistics; the DERP server keeps its own.
@@ -120,7 +121,7 @@ func Start(ctx context.Context, cfg Config, admit func(key.NodePublic) bool, log
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
-	r := &Relay{logger: logger, cancel: cancel, vars: new(expvar.Map)}
+	r := &Relay{logger: logger, cancel: cancel, vars: new(metrics.Set)}
 	var closers []func()
 	defer func() {
 		if retErr != nil {
@@ -248,7 +249,12 @@ func (r *Relay) Disconnect(k key.NodePublic) {
 }
 
 // ExpVar returns the relay's counters and the DERP server's statistics, for
-// publishing by the caller (the relay publishes nothing globally).
+// publishing by the caller (the relay publishes nothing globally). Its
+// String is JSON; tsweb/varz renders it as Prometheus series under the
+// caller's prefix: admit_allowed, admit_denied (refused by admit),
+// admit_invalid, disconnects, disconnect_errors, and the DERP server's
+// under derp_ (derp_accepts, derp_current_connections, derp_bytes_received,
+// derp_bytes_sent, derp_packets_received, derp_packets_sent, …).
 func (r *Relay) ExpVar() expvar.Var {
 	return r.vars
 }

@@ -5,6 +5,7 @@ package subnet
 import (
 	"context"
 	"errors"
+	"expvar"
 	"log/slog"
 	"net/netip"
 )
@@ -27,3 +28,4 @@ func (a *Agent) Close() error                        { return nil }
 func (a *Agent) SetStaticEndpoints([]netip.AddrPort) {}
 func (a *Agent) Status() Status                      { return Status{} }
 func (a *Agent) Done() <-chan struct{}               { return nil }
+func (a *Agent) ExpVar() expvar.Var                  { return new(expvar.Map) }

@@ -113,6 +113,10 @@ func (f *fakeBackend) ExpireAuthKey(ctx context.Context, id int64) error {
 	return f.record("ExpireAuthKey %d", id)
 }
 
+func (f *fakeBackend) DeleteAuthKey(ctx context.Context, id int64) error {
+	return f.record("DeleteAuthKey %d", id)
+}
+
 func (f *fakeBackend) Nodes(context.Context) ([]control.NodeInfo, error) { return f.nodes, nil }
 
 func (f *fakeBackend) ApproveRegistration(ctx context.Context, code string) (control.NodeInfo, error) {

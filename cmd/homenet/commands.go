@@ -54,6 +54,7 @@ func commands() []*command {
 		{name: "keys create", short: "create a pre-auth key and print it", long: keysCreateLong, flags: keysCreateFlags, admin: keysCreate},
 		{name: "keys list", short: "list pre-auth keys", flags: adminFlags, admin: keysList},
 		{name: "keys expire", args: []string{"ID"}, short: "expire a pre-auth key now", flags: adminFlags, admin: keysExpire},
+		{name: "keys delete", args: []string{"ID"}, short: "delete a pre-auth key (nodes it registered stay)", flags: adminFlags, admin: keysDelete},
 		{name: "nodes list", short: "list nodes", flags: adminFlags, admin: nodesList},
 		{name: "nodes pending", short: "list the logins waiting for approval", flags: adminFlags, admin: nodesPending},
 		{name: "nodes deny", args: []string{"CODE"}, short: "refuse a pending login by the code in its URL", flags: adminFlags, admin: nodesDeny},

@@ -90,11 +90,11 @@ func keysList(ctx context.Context, inv *invocation, a control.Admin) error {
 		_, err := fmt.Fprintln(inv.stdout, "No keys yet: homenet keys create")
 		return err
 	}
-	t := newTable(inv.stdout, "ID", "PREFIX", "REUSABLE", "EPHEMERAL", "TAGS", "USED", "CREATED", "EXPIRES", "VALID")
+	t := newTable(inv.stdout, "ID", "PREFIX", "REUSABLE", "EPHEMERAL", "TAGS", "USED", "CREATED", "EXPIRES", "STATE")
 	for _, k := range keys {
 		t.row(strconv.FormatInt(k.ID, 10), k.Prefix, yesNo(k.Reusable), yesNo(k.Ephemeral),
 			strings.Join(k.Tags, ","), strconv.Itoa(k.Used),
-			relTime(inv.now, k.Created, ""), relTime(inv.now, k.Expiry, "never"), yesNo(k.Valid))
+			relTime(inv.now, k.Created, ""), relTime(inv.now, k.Expiry, "never"), k.State)
 	}
 	return t.flush()
 }
@@ -109,6 +109,18 @@ func keysExpire(ctx context.Context, inv *invocation, a control.Admin) error {
 		return fmt.Errorf("expiring key %d: %w", id, err)
 	}
 	return done(inv, "Expired key %d.", id)
+}
+
+// keysDelete deletes a pre-auth key.
+func keysDelete(ctx context.Context, inv *invocation, a control.Admin) error {
+	id, err := parseID("key", inv.args[0])
+	if err != nil {
+		return err
+	}
+	if err := a.DeleteAuthKey(ctx, id); err != nil {
+		return fmt.Errorf("deleting key %d: %w", id, err)
+	}
+	return done(inv, "Deleted key %d. Nodes it registered stay.", id)
 }
 
 // nonNil returns s, or an empty slice for nil, so that JSON shows [].

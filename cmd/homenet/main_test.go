@@ -57,7 +57,8 @@ func (f *fakeAdmin) AuthKeys(ctx context.Context) ([]control.AuthKeyInfo, error)
 		return nil, nil
 	}
 	now := time.Now()
-	return []control.AuthKeyInfo{{ID: 1, Prefix: "hn-k1", Tags: []string{"tag:nas"}, Created: now.Add(-3 * time.Minute), Expiry: now.Add(23 * time.Hour), Valid: true}}, nil
+	return []control.AuthKeyInfo{{ID: 1, Prefix: "hn-k1", Tags: []string{"tag:nas"}, Created: now.Add(-3 * time.Minute), Expiry: now.Add(23 * time.Hour), Valid: true, State: "valid"},
+		{ID: 2, Prefix: "hn-k2", Created: now.Add(-time.Hour), Expiry: now.Add(-time.Minute), State: "revoked"}}, nil
 }
 
 func (f *fakeAdmin) ExpireAuthKey(ctx context.Context, id int64) error {
@@ -77,6 +78,11 @@ func (f *fakeAdmin) Nodes(ctx context.Context) ([]control.NodeInfo, error) {
 func (f *fakeAdmin) ApproveRegistration(ctx context.Context, code string) (control.NodeInfo, error) {
 	f.record("ApproveRegistration %s", code)
 	return control.NodeInfo{ID: 4, Name: "phone", Addresses: []netip.Addr{netip.MustParseAddr("100.86.0.4")}}, nil
+}
+
+func (f *fakeAdmin) DeleteAuthKey(ctx context.Context, id int64) error {
+	f.record("DeleteAuthKey %d", id)
+	return nil
 }
 
 func (f *fakeAdmin) PendingLogins(ctx context.Context) ([]control.PendingLogin, error) {
@@ -300,8 +306,9 @@ func TestCLIAdminCommands(t *testing.T) {
 		{[]string{"keys", "create", "--reusable", "--ephemeral", "--expiry", "30d", "--tags", "nas, tag:media"},
 			"CreateAuthKey {Reusable:true Ephemeral:true Expiry:720h0m0s Tags:[tag:nas tag:media]}", nil},
 		{[]string{"keys", "create", "--gateway"}, "CreateAuthKey {Reusable:false Ephemeral:false Expiry:24h0m0s Tags:[tag:gateway]}", nil},
-		{[]string{"keys", "list"}, "AuthKeys", []string{"ID", "PREFIX", "EXPIRES", "hn-k1", "tag:nas", "3m ago", "in 23h"}},
+		{[]string{"keys", "list"}, "AuthKeys", []string{"ID", "PREFIX", "EXPIRES", "STATE", "hn-k1", "tag:nas", "3m ago", "in 23h", "valid", "hn-k2", "1m ago", "revoked"}},
 		{[]string{"keys", "expire", "7"}, "ExpireAuthKey 7", []string{"Expired key 7."}},
+		{[]string{"keys", "delete", "7"}, "DeleteAuthKey 7", []string{"Deleted key 7."}},
 		{[]string{"nodes", "list"}, "Nodes", []string{"ID", "NAME", "ADDRESSES", "LAST SEEN", "nas", "100.86.0.3", "1h ago", "never"}},
 		{[]string{"nodes", "pending"}, "PendingLogins", []string{"CODE", "HOSTNAME", "k7f2q9", "pixel-8", "android", "mkey:01234567…", "2m ago", "homenet nodes approve CODE"}},
 		{[]string{"nodes", "deny", "k7f2q9"}, "DenyRegistration k7f2q9", []string{"Denied the login k7f2q9"}},

@@ -50,8 +50,14 @@ func serve(ctx context.Context, inv *invocation, logger *slog.Logger) error {
 	}
 	if file != "" {
 		logger.Info("homenet: using config", "file", file)
-	} else if err := printDefaults(inv, logger, &cfg); err != nil {
-		return err
+	} else {
+		kept, path, err := appliance.KeepGuessedURL(&cfg)
+		if err != nil {
+			return err
+		}
+		if err := printDefaults(inv, logger, &cfg, kept, path); err != nil {
+			return err
+		}
 	}
 	appliance.LimitMemory(logger)
 
@@ -96,7 +102,7 @@ func logStdLogTo(h slog.Handler) (restore func()) {
 // printDefaults says that serve runs on the built-in defaults, and which:
 // as a table on stderr, or with --json as a log line (the "homenet:
 // serving" line that follows has the rest).
-func printDefaults(inv *invocation, logger *slog.Logger, cfg *appliance.Config) error {
+func printDefaults(inv *invocation, logger *slog.Logger, cfg *appliance.Config, kept bool, urlFile string) error {
 	prefix, err := cfg.Prefix4()
 	if err != nil {
 		return err
@@ -104,12 +110,16 @@ func printDefaults(inv *invocation, logger *slog.Logger, cfg *appliance.Config) 
 	path := platformConfigPath()
 	if inv.opts.json {
 		logger.Info("homenet: no config file; using built-in defaults", "looked_for", path,
-			"url", cfg.Server.URL, "url_guessed", true, "fix", "run homenet init, or write the file (see docs/config.md)")
+			"url", cfg.Server.URL, "url_guessed", !kept, "url_kept_in", urlFile, "fix", "run homenet init, or write the file (see docs/config.md)")
 		return nil
 	}
 	fmt.Fprintf(inv.stderr, "homenet: no --config given and no %s; using built-in defaults:\n", path)
 	tw := tabwriter.NewWriter(inv.stderr, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "  server URL\t%s (guessed from this host's address)\n", cfg.Server.URL)
+	if kept {
+		fmt.Fprintf(tw, "  server URL\t%s (guessed at the first start, kept in %s)\n", cfg.Server.URL, urlFile)
+	} else {
+		fmt.Fprintf(tw, "  server URL\t%s (guessed from this host's address; kept in %s from now on)\n", cfg.Server.URL, urlFile)
+	}
 	fmt.Fprintf(tw, "  listen\t%s\n", cfg.Server.Listen)
 	fmt.Fprintf(tw, "  state dir\t%s\n", cfg.StateDir)
 	fmt.Fprintf(tw, "  prefix\t%s\n", prefix)

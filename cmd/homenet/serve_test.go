@@ -214,7 +214,7 @@ func TestPrintDefaults(t *testing.T) {
 	for _, asJSON := range []bool{false, true} {
 		var stderr bytes.Buffer
 		inv := &invocation{stderr: &stderr, opts: options{json: asJSON}}
-		if err := printDefaults(inv, newServeLogger(&stderr, &inv.opts), &cfg); err != nil {
+		if err := printDefaults(inv, newServeLogger(&stderr, &inv.opts), &cfg, false, "/var/lib/homenet/server-url"); err != nil {
 			t.Fatal(err)
 		}
 		if asJSON {

@@ -39,6 +39,19 @@ func (db *DB) AuthKeyByPrefix(ctx context.Context, prefix string) (AuthKey, erro
 	return k, nil
 }
 
+// DeleteAuthKey deletes the auth key id; nodes it registered stay, with no
+// key recorded. The error wraps ErrNotFound if there is no such key.
+func (db *DB) DeleteAuthKey(ctx context.Context, id int64) error {
+	res, err := db.sql.ExecContext(ctx, "DELETE FROM auth_keys WHERE id = ?", id)
+	if err == nil {
+		err = wantOneRow(res)
+	}
+	if err != nil {
+		return fmt.Errorf("delete auth key %d: %w", id, err)
+	}
+	return nil
+}
+
 // PutAuthKey inserts k if k.ID is zero, setting k.ID, and otherwise updates
 // the key with that ID. An error wraps ErrConflict if another key has
 // k.Prefix, and ErrNotFound if there is no key k.ID to update.
