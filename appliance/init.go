@@ -207,6 +207,12 @@ func (in *initRun) running(ctx context.Context, name string) bool {
 
 func (in *initRun) run(ctx context.Context) error {
 	o := &in.o
+	if in.root != "/" {
+		if fi, err := os.Stat(in.root); err != nil || !fi.IsDir() {
+			in.warn("root-missing", fmt.Sprintf("The root %s did not exist: init creates what it writes below it, but it detects the platform from nothing there (plain Linux).", in.root),
+				"Point --root at an unpacked image or a copy of the target's /etc.")
+		}
+	}
 	in.plat = DetectPlatform(in.root)
 	in.res.Platform = in.plat
 	in.logf("Platform: %s (%s)", in.plat.Name, in.plat.Kind)
@@ -346,7 +352,12 @@ func (in *initRun) makeStateDir(stateDir string) error {
 		in.step(st)
 		return nil
 	}
-	if err := os.MkdirAll(hp, 0o700); err != nil {
+	// Only the state dir itself is private: parents such as /var/lib are
+	// not ours to lock down.
+	if err := os.MkdirAll(filepath.Dir(hp), 0o755); err != nil {
+		return fmt.Errorf("creating the state dir's parent: %w", err)
+	}
+	if err := os.Mkdir(hp, 0o700); err != nil {
 		return fmt.Errorf("creating the state dir: %w", err)
 	}
 	st.Result = ResultCreated

@@ -116,3 +116,23 @@ func TestInitVPS(t *testing.T) {
 		t.Errorf("at home: %q; want the key command and %q", res.AtHome, want)
 	}
 }
+
+// init --root on a directory that does not exist says so, and creates the
+// parents of what it writes world-readable (0755), the state dir 0700.
+func TestInitRootMissing(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "image")
+	n := netOf("eth0", "192.168.1.20/24", "192.168.1.0/24")
+	res, err := Init(context.Background(), InitOptions{Root: root, NoService: true, Net: &n, Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(res.Warnings, func(w Warning) bool { return w.Code == "root-missing" }) {
+		t.Errorf("no root-missing warning: %+v", res.Warnings)
+	}
+	for p, want := range map[string]os.FileMode{"/var/lib": 0o755, "/var/lib/homenet": 0o700, "/etc/homenet": 0o755} {
+		fi, err := os.Stat(filepath.Join(root, p))
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, mode %v; want %v", p, err, fi, want)
+		}
+	}
+}
