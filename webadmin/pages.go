@@ -362,7 +362,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	d.Created = &createdKey{Info: info, Key: key, QR: qr, Command: "tailscale up --login-server " + s.shellURL(ctx) + " --authkey " + key}
+	d.Created = &createdKey{Info: info, Key: key, QR: qr, Command: "tailscale up --login-server " + s.shellURL(ctx) + " --auth-key " + key}
 	s.render(w, r, http.StatusOK, "keys", pageData{
 		Title: "Keys", CSRF: sess.csrf, Flash: &flash{Message: "Created key " + info.Prefix + ". Copy it now: it is not shown again."},
 		Data: d,
