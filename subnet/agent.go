@@ -594,14 +594,6 @@ func (a *Agent) SetStaticEndpoints(eps []netip.AddrPort) {
 
 // Status reports the agent's state.
 func (a *Agent) Status() Status {
-	// The backend's netmap is the truth about our node: notifications of
-	// changes to it (SelfChange) do not come for every change, such as
-	// routes approved by headscale.
-	if a.lb != nil {
-		if nm := a.lb.NetMap(); nm != nil && nm.SelfNode.Valid() {
-			a.selfChanged(nm.SelfNode.Name(), nm.SelfNode.Addresses().AsSlice(), nm.SelfNode.AllowedIPs().AsSlice())
-		}
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := Status{

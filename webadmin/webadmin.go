@@ -198,7 +198,11 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Content-Security-Policy", csp)
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
+		// Not no-referrer: under it browsers send "Origin: null" with
+		// every form POST and, over plain http, no Sec-Fetch-Site, so the
+		// cross-origin check would refuse every form, the login included.
+		// same-origin still tells other sites nothing.
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Cache-Control", "no-store")
 		next.ServeHTTP(w, r)
 	})

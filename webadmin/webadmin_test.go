@@ -359,6 +359,9 @@ func TestPagesRender(t *testing.T) {
 		if strings.Contains(body, "<b>15</b>") {
 			t.Errorf("GET %s: a device's host name is not escaped", tt.path)
 		}
+		if rp := w.Header().Get("Referrer-Policy"); rp != "same-origin" {
+			t.Errorf("Referrer-Policy %q, want same-origin (no-referrer makes browsers send Origin: null, and every form is refused)", rp)
+		}
 		if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || w.Header().Get("Cache-Control") != "no-store" {
 			t.Errorf("GET %s: CSP %q, Cache-Control %q", tt.path, csp, w.Header().Get("Cache-Control"))
 		}
