@@ -5,12 +5,15 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -695,4 +698,61 @@ func TestApproveUnadvertisedRoute(t *testing.T) {
 	if err := s.SetRouteApproved(ctx, nodes[0].ID, p, false); err != nil {
 		t.Errorf("unapproving an unadvertised route: %v", err)
 	}
+}
+
+// Admin actions and refused registrations are logged, naming what changed.
+func TestAdminActionsLogged(t *testing.T) {
+	ctx := context.Background()
+	s := newTestServer(t, "100.86.0.0/16")
+	var buf strings.Builder
+	s.log = slog.New(slog.NewTextHandler(&syncWriter{w: &buf}, nil))
+	info, key, err := s.CreateAuthKey(ctx, AuthKeyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNode(t, s.url, "laptop")
+	n.register(t, key)
+	n2 := newTestNode(t, s.url, "intruder")
+	if _, err := n2.tryRegister(key); err == nil {
+		t.Fatal("a spent single-use key registered a second node")
+	}
+	nodes, _ := s.Nodes(ctx)
+	id := nodes[0].ID
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.RenameNode(ctx, id, "laptop2"))
+	must(s.ExpireAuthKey(ctx, info.ID))
+	must(s.DeleteAuthKey(ctx, info.ID))
+	must(s.ExpireNode(ctx, id))
+	must(s.DeleteNode(ctx, id))
+	for _, want := range []string{
+		`msg="control: auth key created" id=` + fmt.Sprint(info.ID),
+		`msg="control: registration refused"`,
+		`msg="control: node renamed"`, `name=laptop2`,
+		`msg="control: auth key expired"`, `msg="control: auth key deleted"`,
+		`msg="control: node expired"`, `msg="control: node deleted"`,
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, buf.String())
+		}
+	}
+	if strings.Contains(buf.String(), key) {
+		t.Errorf("the log shows the key's secret:\n%s", buf.String())
+	}
+}
+
+// syncWriter serializes writes from the server's goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
