@@ -171,9 +171,9 @@ func TestWebAdminBrowser(t *testing.T) {
 		t.Fatal("clicking the Reusable box did not tick it")
 	}
 	do("creating a reusable key", lab.SubmitClick(chromedp.CSS(`form[action="/keys"] button[type=submit]`)))
-	key := wait(ctx, 10*time.Second, "the new key", `document.querySelector(".created input.copy")?.value`)
+	key := wait(ctx, 10*time.Second, "the new key", `document.querySelector(".created .copy")?.value`)
 	prefix := strings.TrimPrefix(wait(ctx, time.Second, "the new key's name", `document.querySelector(".created h2").textContent`), "New key ")
-	command := wait(ctx, time.Second, "the command", `document.querySelectorAll(".created input.copy")[1].value`)
+	command := wait(ctx, time.Second, "the command", `document.querySelectorAll(".created .copy")[1].value`)
 	if !strings.HasPrefix(command, "tailscale up ") || !strings.Contains(command, "--login-server "+n.hn.URL) ||
 		!(strings.HasSuffix(command, " --auth-key "+key) || strings.HasSuffix(command, " --authkey "+key)) {
 		t.Errorf("the command shown is %q; want it to name %s and the key", command, n.hn.URL)

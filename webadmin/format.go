@@ -26,7 +26,7 @@ func relTime(now, t time.Time) string {
 	case d < time.Minute:
 		return "just now"
 	case d < time.Hour:
-		s = count(int(d/time.Minute), "minute")
+		s = count(int((d+30*time.Second)/time.Minute), "minute") // a 15-minute lockout reads "in 15 minutes"
 	case d < 48*time.Hour:
 		s = count(int(d/time.Hour), "hour")
 	default:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -431,7 +432,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 			d.Error = "No admin password is set, so nobody can log in."
 		default:
 			d.Error = fmt.Sprintf("Wrong password. %d more %s from this address, then logins from it are refused for %d minutes.",
-				left, plural(left, "try", "tries"), int(LockoutDuration.Minutes()))
+				left, plural(left, "try", "tries"), int(math.Ceil(LockoutDuration.Minutes())))
 		}
 		s.renderLogin(w, r, code, d)
 		return

@@ -471,7 +471,7 @@ func TestCreateKeyShownOnce(t *testing.T) {
 		if calls := h.be.takeCalls(); !slices.Equal(calls, []string{tt.wantCall}) {
 			t.Errorf("POST /keys %v: backend calls %q, want %q", tt.form, calls, tt.wantCall)
 		}
-		for _, want := range []string{`value="` + key + `"`, `<svg class="qr"`, "it is shown only this once", "tailscale up --login-server http://192.168.1.2:8080 --auth-key " + key} {
+		for _, want := range []string{`spellcheck="false">` + key + `</textarea>`, `<svg class="qr"`, "it is shown only this once", "tailscale up --login-server http://192.168.1.2:8080 --auth-key " + key} {
 			if !strings.Contains(body, want) {
 				t.Errorf("POST /keys %v: page lacks %q", tt.form, want)
 			}

@@ -16,7 +16,7 @@ document.addEventListener("submit", (e) => {
 });
 
 document.addEventListener("focusin", (e) => {
-  if (e.target.matches("input.copy")) e.target.select();
+  if (e.target.matches(".copy")) e.target.select();
 });
 
 document.addEventListener("DOMContentLoaded", () => {
