@@ -33,6 +33,9 @@ var KeepFeatures = []featuretags.FeatureTag{
 	// Without it, v1.102.5 denies every LocalAPI call ("status access
 	// denied", ipn/ipnauth/ipnauth_omit_unixsocketidentity.go).
 	"unixsocketidentity",
+	// The engine's byte and packet counters, which /metrics serves for
+	// the gateway (subnet/metrics.go).
+	"usermetrics",
 }
 
 // StockFeatures are what a trimmed stock tailscaled needs to do the
