@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"homenet/control"
 	"homenet/e2e/lab"
 	"homenet/subnet"
 )
@@ -75,17 +73,10 @@ func TestHeadscaleJoin(t *testing.T) {
 	}
 	approved := time.Now()
 	lab.WaitFor(t, 30*time.Second, "the home agent to see its routes approved", func() error {
-		out, err := home.CLI("status", "--json")
-		if err != nil {
-			return err
-		}
-		var st control.Status
 		var gwSt subnet.Status
-		if err := json.Unmarshal([]byte(out), &st); err != nil {
+		if _, err := statusPart(home, "gateway", &gwSt); err != nil {
 			return err
 		}
-		b, _ := json.Marshal(st.Extra["gateway"])
-		json.Unmarshal(b, &gwSt)
 		slices.SortFunc(gwSt.Approved, netip.Prefix.Compare)
 		if !gwSt.Connected || !slices.Equal(gwSt.Approved, routes) {
 			return fmt.Errorf("connected %v, approved %v, error %q", gwSt.Connected, gwSt.Approved, gwSt.LastError)

@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
 	"testing"
 	"time"
 
-	"homenet/control"
 	"homenet/e2e/lab"
 	"homenet/portmap"
 )
@@ -65,17 +63,10 @@ exit_node = false
 
 	var pm portmap.Status
 	lab.WaitFor(t, 30*time.Second, "homenet to map its four ports on the router", func() error {
-		out, err := hn.CLI("status", "--json")
-		if err != nil {
-			return err
-		}
-		var st control.Status
-		if err := json.Unmarshal([]byte(out), &st); err != nil {
-			return err
-		}
-		b, _ := json.Marshal(st.Extra["upnp"])
 		pm = portmap.Status{}
-		json.Unmarshal(b, &pm)
+		if _, err := statusPart(hn, "upnp", &pm); err != nil {
+			return err
+		}
 		mapped := 0
 		for _, m := range pm.Mappings {
 			if m.External == m.Internal {

@@ -193,17 +193,11 @@ func initJoin(t *testing.T, l *lab.Lab, gw *lab.Host, url, key string) *lab.Home
 func waitHomeJoined(t *testing.T, n *gwNet, home *lab.Homenet) {
 	t.Helper()
 	lab.WaitFor(t, gwUpTimeout, "the home agent to join the VPS", func() error {
-		out, err := home.CLI("status", "--json")
+		var gw subnet.Status
+		st, err := statusPart(home, "gateway", &gw)
 		if err != nil {
 			return err
 		}
-		var st control.Status
-		var gw subnet.Status
-		if err := json.Unmarshal([]byte(out), &st); err != nil {
-			return err
-		}
-		b, _ := json.Marshal(st.Extra["gateway"])
-		json.Unmarshal(b, &gw)
 		if !st.Joined || !gw.Connected || !slices.Contains(gw.Approved, netip.MustParsePrefix(gwLANPrefix)) {
 			return fmt.Errorf("home status: joined %v, connected %v, state %s, approved %v, error %q", st.Joined, gw.Connected, gw.State, gw.Approved, gw.LastError)
 		}
@@ -260,16 +254,9 @@ func TestJoinBadInput(t *testing.T) {
 			defer hn.Stop()
 			var gwSt subnet.Status
 			lab.WaitFor(t, 30*time.Second, "homenet status to say why the agent is not connected", func() error {
-				out, err := hn.CLI("status", "--json")
-				if err != nil {
+				if _, err := statusPart(hn, "gateway", &gwSt); err != nil {
 					return err
 				}
-				var st control.Status
-				if err := json.Unmarshal([]byte(out), &st); err != nil {
-					return err
-				}
-				b, _ := json.Marshal(st.Extra["gateway"])
-				json.Unmarshal(b, &gwSt)
 				if gwSt.Connected || gwSt.State == "Running" {
 					return fmt.Errorf("connected %v, state %s: the test tests nothing", gwSt.Connected, gwSt.State)
 				}
@@ -293,4 +280,22 @@ func TestJoinBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// statusPart runs `homenet status --json` and decodes its Extra[key], the
+// status of one part (gateway, upnp, …), into v.
+func statusPart(hn *lab.Homenet, key string, v any) (control.Status, error) {
+	var st control.Status
+	out, err := hn.CLI("status", "--json")
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return st, fmt.Errorf("homenet status --json: %w", err)
+	}
+	b, err := json.Marshal(st.Extra[key])
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(b, v)
 }

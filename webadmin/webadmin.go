@@ -2,7 +2,6 @@ package webadmin
 
 import (
 	"bytes"
-	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -21,14 +20,9 @@ import (
 	"tailscale.com/tailcfg"
 )
 
-// Backend is what the web admin manages: the admin API of the control
-// server plus its waiting interactive logins. *control.Server implements
-// it.
-type Backend interface {
-	control.Admin
-	PendingLogins(ctx context.Context) ([]control.PendingLogin, error)
-	DenyRegistration(ctx context.Context, code string) error
-}
+// Backend is what the web admin manages: the control server's admin API,
+// waiting interactive logins included. *control.Server implements it.
+type Backend = control.Admin
 
 var _ Backend = (*control.Server)(nil)
 

@@ -57,15 +57,24 @@ func nodeStatus(n control.NodeInfo) string {
 	return s
 }
 
-// nodesApprove approves a pending login.
-func nodesApprove(ctx context.Context, inv *invocation, a control.Admin) error {
-	code := inv.args[0]
-	// Accept the whole URL the device printed, too.
+// loginCode is the code of a pending login: arg itself, or the last path
+// element of the whole URL the device printed.
+func loginCode(arg string) (string, error) {
+	code := arg
 	if i := strings.LastIndex(code, "/"); i >= 0 && strings.Contains(code, "://") {
 		code = code[i+1:]
 	}
 	if code == "" {
-		return usageErrorf("empty CODE")
+		return "", usageErrorf("empty CODE")
+	}
+	return code, nil
+}
+
+// nodesApprove approves a pending login.
+func nodesApprove(ctx context.Context, inv *invocation, a control.Admin) error {
+	code, err := loginCode(inv.args[0])
+	if err != nil {
+		return err
 	}
 	n, err := a.ApproveRegistration(ctx, code)
 	if err != nil {
@@ -112,12 +121,9 @@ func shortKey(k string) string {
 
 // nodesDeny refuses a pending login.
 func nodesDeny(ctx context.Context, inv *invocation, a control.Admin) error {
-	code := inv.args[0]
-	if i := strings.LastIndex(code, "/"); i >= 0 && strings.Contains(code, "://") {
-		code = code[i+1:]
-	}
-	if code == "" {
-		return usageErrorf("empty CODE")
+	code, err := loginCode(inv.args[0])
+	if err != nil {
+		return err
 	}
 	if err := a.DenyRegistration(ctx, code); err != nil {
 		return fmt.Errorf("denying %q: %w", code, err)
