@@ -48,12 +48,23 @@ func testGateway(t *testing.T, opts gwOpts) {
 	up := n.start(t)
 	t.Logf("homenet serve start → gateway online with approved routes: %v", up.Round(time.Millisecond))
 
-	// The stock CLI works against the agent's LocalAPI socket.
-	if out, err := n.gatewayCLI(t, "status", "--json"); err != nil {
+	// The stock CLI works against the agent's LocalAPI socket. Control
+	// sees the gateway online before the agent says Running: that waits
+	// for its first DERP connection, after the first netcheck.
+	online := time.Now()
+	if err := lab.Poll(15*time.Second, func() error {
+		out, err := n.gatewayCLI(t, "status", "--json")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, `"BackendState": "Running"`) {
+			return fmt.Errorf("not Running:\n%s", out)
+		}
+		return nil
+	}); err != nil {
 		t.Errorf("tailscale status on the gateway's LocalAPI socket: %v", err)
-	} else if !strings.Contains(out, `"BackendState": "Running"`) {
-		t.Errorf("tailscale status on the gateway's LocalAPI socket: not Running:\n%s", out)
 	}
+	t.Logf("gateway online at control → its LocalAPI says Running: %v", time.Since(online).Round(time.Millisecond))
 
 	// 1. The LAN, with no approval anywhere.
 	joinStart := time.Now()

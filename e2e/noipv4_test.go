@@ -113,7 +113,13 @@ func TestNoPublicIPv4(t *testing.T) {
 
 	// Renumbering: the ISP moves the home to a new /64 at once (the old
 	// address is deleted, not deprecated). DNS must follow within 10 s,
-	// and the phones come back within 60 s without logging in again.
+	// and the phones reach the LAN again within 60 s without logging in
+	// again: disco finds the gateway's new address through the relay.
+	// Their control sessions are not checked: they stay on the dead
+	// connection until the client gives up on it, many minutes later
+	// (tailscale/tailscale#12021; docs/config.md, "No public IPv4"), and
+	// homenet's own count of online nodes is no measure of it either: it
+	// keeps a dead session until a write to it fails.
 	start = time.Now()
 	home.RenumberGW()
 	dnsTime := lab.WaitFor(t, 10*time.Second, "the AAAA record to follow the new prefix", func() error {
@@ -131,8 +137,6 @@ func TestNoPublicIPv4(t *testing.T) {
 		})
 		t.Logf("renumbered → %s at the LAN host again: %v", p.Name, time.Since(start).Round(time.Millisecond))
 	}
-	waitOnline(t, hn, len(nodesBefore), max(60*time.Second-time.Since(start), time.Second))
-	t.Logf("renumbered → all %d nodes online in homenet nodes list: %v", len(nodesBefore), time.Since(start).Round(time.Millisecond))
 	sameNodes(t, hn, nodesBefore)
 	if n := ca.Issued(); n != 1 {
 		t.Errorf("pebble issued %d certificates by the end, want 1", n)
