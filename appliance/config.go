@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"homenet/control"
 	"homenet/ddns/provider"
 
 	"github.com/BurntSushi/toml"
@@ -30,6 +31,26 @@ type Config struct {
 	DDNS     DDNSConfig    `toml:"ddns"`
 	UPnP     UPnPConfig    `toml:"upnp"`
 	Web      WebConfig     `toml:"web"`
+	DNS      DNSConfig     `toml:"dns"`
+}
+
+// DNSConfig configures the names clients see: MagicDNS for the nodes, the
+// home LAN's names through split DNS, and global resolvers.
+type DNSConfig struct {
+	// MagicDNS gives every node a name under BaseDomain that clients
+	// resolve themselves, also by its short name.
+	MagicDNS bool `toml:"magic_dns"`
+	// BaseDomain is the domain node names live under.
+	BaseDomain string `toml:"base_domain"`
+	// Nameservers, when set, resolve all other names for clients; empty
+	// leaves clients their own resolvers.
+	Nameservers []string `toml:"nameservers"`
+	// LANDomains are the home LAN's domains, such as "lan", resolved on
+	// the road by LANResolver. Empty means detected on the gateway.
+	LANDomains []string `toml:"lan_domains"`
+	// LANResolver is the home LAN's DNS server, inside one of the
+	// gateway's routes. Empty means detected on the gateway.
+	LANResolver string `toml:"lan_resolver"`
 }
 
 // WebConfig configures the web admin.
@@ -137,10 +158,7 @@ type DDNSConfig struct {
 	TTL int `toml:"ttl"`
 }
 
-// DefaultGatewayName is the gateway's default node name. Not "home": in
-// the lab, phones whose control server was home.hn.test lost it after the
-// gateway's IPv6 address changed while a node was named "home" (the cause
-// is in MagicDNS's handling of the name, not understood yet; issue 12).
+// DefaultGatewayName is the gateway's default node name.
 const DefaultGatewayName = "gateway"
 
 // DefaultWebPort is the web admin's port.
@@ -172,6 +190,7 @@ func DefaultConfig() Config {
 		DDNS:    DDNSConfig{IPv4: true, IPv6: true},
 		UPnP:    UPnPConfig{Enabled: true},
 		Web:     WebConfig{Listen: ":" + strconv.Itoa(DefaultWebPort)},
+		DNS:     DNSConfig{MagicDNS: true, BaseDomain: control.DefaultBaseDomain},
 	}
 }
 
@@ -218,6 +237,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("tailnet.prefix4: %w", err)
 	}
 	if err := c.validateGateway(); err != nil {
+		return err
+	}
+	if err := c.validateDNS(); err != nil {
 		return err
 	}
 	if c.Joins() {

@@ -122,6 +122,20 @@ prefix4 = ""
 		{name: "join relative key", toml: "[gateway]\nenabled = true\ncontrol_url = \"https://vps.example.net\"\nauth_key_file = \"key\"\n", wantErr: "gateway.auth_key_file: \"key\" is not an absolute path"},
 		{name: "join bad route", toml: "[gateway]\nenabled = true\ncontrol_url = \"https://vps.example.net\"\nroutes = [\"x\"]\n", wantErr: "gateway.routes"},
 		{name: "key file without join", toml: "[gateway]\nauth_key_file = \"/k\"\n", wantErr: "only used with gateway.control_url"},
+		{name: "dns defaults", toml: "", check: func(t *testing.T, c Config) {
+			if !c.DNS.MagicDNS || c.DNS.BaseDomain != "homenet.internal" {
+				t.Errorf("dns = %+v, want MagicDNS on under homenet.internal", c.DNS)
+			}
+		}},
+		{name: "dns all keys", toml: "[dns]\nmagic_dns = false\nbase_domain = \"ts.home.arpa\"\nnameservers = [\"9.9.9.9\", \"2620:fe::fe\"]\nlan_domains = [\"lan\", \"fritz.box\"]\nlan_resolver = \"192.168.1.1\"\n"},
+		{name: "dns base domain one label", toml: "[dns]\nbase_domain = \"home\"\n", wantErr: `dns.base_domain: "home" is not a DNS name of two or more labels`},
+		{name: "dns base domain public suffix", toml: "[dns]\nbase_domain = \"co.uk\"\n", wantErr: `dns.base_domain: "co.uk" is a public suffix`},
+		{name: "dns base domain holds the server", toml: "[server]\nurl = \"https://home.example.net:8443\"\n[dns]\nbase_domain = \"example.net\"\n", wantErr: `dns.base_domain: "example.net" contains server.url "home.example.net"`},
+		{name: "dns base domain holds the ddns name", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home.example.net\"\n[dns]\nbase_domain = \"home.example.net\"\n", wantErr: "contains ddns.name"},
+		{name: "dns bad nameserver", toml: "[dns]\nnameservers = [\"dns.google\"]\n", wantErr: `dns.nameservers: "dns.google" is not an IP address`},
+		{name: "dns bad lan domain", toml: "[dns]\nlan_domains = [\"my lan\"]\n", wantErr: `dns.lan_domains: "my lan" is not a domain`},
+		{name: "dns lan domain overlaps", toml: "[dns]\nlan_domains = [\"internal\"]\n", wantErr: "overlaps dns.base_domain"},
+		{name: "dns bad lan resolver", toml: "[dns]\nlan_resolver = \"router\"\n", wantErr: `dns.lan_resolver: "router" is not an IP address`},
 		{name: "ddns ttl", toml: "[ddns]\nprovider = \"alidns\"\nname = \"home.example.net\"\nttl = -1\n", wantErr: "ddns.ttl"},
 	}
 	for _, tt := range tests {

@@ -191,8 +191,11 @@ func readExistingConfig(root, cfgPath string) (*Config, []byte, error) {
 
 // RenderConfig returns c as the TOML file init writes.
 func RenderConfig(c Config) ([]byte, error) {
-	if c.Gateway.Routes == nil {
-		c.Gateway.Routes = []string{} // show the key
+	// Show the keys, empty.
+	for _, l := range []*[]string{&c.Gateway.Routes, &c.DNS.Nameservers, &c.DNS.LANDomains} {
+		if *l == nil {
+			*l = []string{}
+		}
 	}
 	var b bytes.Buffer
 	b.WriteString(configHeader)

@@ -65,6 +65,22 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 
+	// The LAN is detected before control starts: its names go to
+	// clients as split DNS.
+	var lan LAN
+	var lanDNS LANDNS
+	if cfg.Gateway.Enabled {
+		if lan, err = cfg.GatewayLAN(); err != nil {
+			return err
+		}
+		lanDNS = cfg.lanDNS(lan)
+		logger.Info("dns: home LAN names", "domains", lanDNS.Domains, "resolver", lanDNS.Resolver, "why", lanDNS.Why)
+	}
+	clientDNS, err := cfg.clientDNS(lan, lanDNS)
+	if err != nil {
+		logger.Warn("dns: no reverse lookups for some LAN routes", "err", err)
+	}
+
 	dnsProvider, ddnsUpdater, err := newDDNS(cfg, logger)
 	if err != nil {
 		return err
@@ -91,6 +107,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		AdminPassword:   password,
 		NodeKeyExpiry:   keyExpiry,
 		AutoApproveTags: []string{GatewayTag},
+		DNS:             clientDNS,
 		OnRevoke: func(k key.NodePublic) {
 			if rl != nil {
 				rl.Disconnect(k)
@@ -184,7 +201,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// agent's start-up cleanup could touch the first one's rules.
 	var gwDone <-chan struct{}
 	if cfg.Gateway.Enabled {
-		gw, lan, err := startGateway(ctx, cfg, localGatewayControl(cfg, srv), prefix4, logger)
+		gw, err := startGateway(ctx, cfg, lan, localGatewayControl(cfg, srv), prefix4, logger)
 		if err != nil {
 			return err
 		}
@@ -194,6 +211,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		gwDone = gw.Done()
 		statusExtra["gateway"] = func() any { return gw.Status() }
 		statusExtra["gateway_lan"] = func() any { return lan }
+		statusExtra["lan_dns"] = func() any { return lanDNS }
 		vars.Set(metricsGateway, gw.ExpVar())
 	}
 

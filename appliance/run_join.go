@@ -39,7 +39,11 @@ func serveJoined(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer adminLn.Close()
-	gw, lan, err := startGateway(ctx, cfg, gatewayControl{
+	lan, err := cfg.GatewayLAN()
+	if err != nil {
+		return err
+	}
+	gw, err := startGateway(ctx, cfg, lan, gatewayControl{
 		url:     cfg.Gateway.ControlURL,
 		authKey: authKeyFromFile(cfg.Gateway.ControlURL, cfg.Gateway.AuthKeyFile),
 	}, prefix4, logger)
@@ -162,11 +166,7 @@ func localGatewayControl(cfg Config, srv *control.Server) gatewayControl {
 }
 
 // startGateway starts the subnet-router and exit-node agent.
-func startGateway(ctx context.Context, cfg Config, ctl gatewayControl, prefix4 netip.Prefix, logger *slog.Logger) (*subnet.Agent, LAN, error) {
-	lan, err := cfg.GatewayLAN()
-	if err != nil {
-		return nil, lan, err
-	}
+func startGateway(ctx context.Context, cfg Config, lan LAN, ctl gatewayControl, prefix4 netip.Prefix, logger *slog.Logger) (*subnet.Agent, error) {
 	for _, w := range lan.Why {
 		logger.Info("gateway: " + w)
 	}
@@ -185,5 +185,5 @@ func startGateway(ctx context.Context, cfg Config, ctl gatewayControl, prefix4 n
 		NodeKnown:       ctl.nodeKnown,
 		Logger:          logger,
 	})
-	return gw, lan, err
+	return gw, err
 }

@@ -2,6 +2,7 @@ package control
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -20,6 +21,14 @@ var selfAttrs = tailcfg.NodeCapMap{
 	tailcfg.NodeAttrDisableLinuxCGNATDropRule: nil,
 	// Lets phone and desktop GUIs list suggested exit nodes.
 	tailcfg.NodeAttrSuggestExitNodeUI: nil,
+}
+
+// untaggedAttrs are the node attributes of a person's devices, not of
+// tagged ones such as the gateway: Taildrop between them. Clients send
+// files to peers of their own user, and take files only from untagged
+// ones of it.
+var untaggedAttrs = tailcfg.NodeCapMap{
+	tailcfg.CapabilityFileSharing: nil,
 }
 
 // advertised returns the routes n asks to serve.
@@ -60,7 +69,7 @@ func (s *Server) tailNodeLocked(n *node, now time.Time, self bool) *tailcfg.Node
 		ID:                n.ID,
 		StableID:          tailcfg.StableNodeID(fmt.Sprintf("hn%d", n.ID)),
 		Name:              n.Name + "." + s.domain + ".",
-		User:              homeUser.ID,
+		User:              userOf(n).ID,
 		Key:               n.NodeKey,
 		KeyExpiry:         n.KeyExpiry,
 		Expired:           n.expired(now),
@@ -91,8 +100,9 @@ func (s *Server) tailNodeLocked(n *node, now time.Time, self bool) *tailcfg.Node
 	}
 	tn.CapMap = tailcfg.NodeCapMap{}
 	if self {
-		for c, v := range selfAttrs {
-			tn.CapMap[c] = v
+		maps.Copy(tn.CapMap, selfAttrs)
+		if len(n.Tags) == 0 {
+			maps.Copy(tn.CapMap, untaggedAttrs)
 		}
 	}
 	if tsaddr.ContainsExitRoutes(views.SliceOf(tn.AllowedIPs)) {
@@ -108,8 +118,9 @@ func (s *Server) fullMapLocked(viewer *node, now time.Time, local bool) *tailcfg
 		Node:            s.tailNodeLocked(viewer, now, true),
 		DERPMap:         s.derpMapLocked(local),
 		PacketFilter:    tailcfg.FilterAllowAll,
-		UserProfiles:    []tailcfg.UserProfile{homeProfile},
+		UserProfiles:    []tailcfg.UserProfile{homeProfile, taggedProfile},
 		Domain:          s.domain,
+		DNSConfig:       s.dns,
 		CollectServices: opt.False,
 		ControlTime:     &now,
 		Debug:           &tailcfg.Debug{DisableLogTail: true},

@@ -18,12 +18,24 @@ import (
 	"tailscale.com/types/key"
 )
 
-// The home tailnet has a single user that owns every node.
+// The home tailnet has a single user that owns every device. Tagged nodes,
+// such as the gateway, belong to no person: as in Tailscale, clients see
+// them owned by "tagged-devices", so they are no Taildrop target.
 var (
-	homeUser    = tailcfg.User{ID: 1, DisplayName: "Home"}
-	homeLogin   = tailcfg.Login{ID: 1, LoginName: "home", DisplayName: "Home"}
-	homeProfile = tailcfg.UserProfile{ID: 1, LoginName: "home", DisplayName: "Home"}
+	homeUser      = tailcfg.User{ID: 1, DisplayName: "Home"}
+	homeLogin     = tailcfg.Login{ID: 1, LoginName: "home", DisplayName: "Home"}
+	homeProfile   = tailcfg.UserProfile{ID: 1, LoginName: "home", DisplayName: "Home"}
+	taggedUser    = tailcfg.User{ID: 2, DisplayName: "Tagged devices"}
+	taggedProfile = tailcfg.UserProfile{ID: 2, LoginName: "tagged-devices", DisplayName: "Tagged devices"}
 )
+
+// userOf is the user that owns n.
+func userOf(n *node) tailcfg.User {
+	if len(n.Tags) > 0 {
+		return taggedUser
+	}
+	return homeUser
+}
 
 const (
 	pendingTTL = 15 * time.Minute

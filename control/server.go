@@ -36,6 +36,9 @@ type Config struct {
 	// OnRevoke, if set, is called (without locks held) with the node key of a
 	// node that was deleted, expired or logged out, so the relay can drop it.
 	OnRevoke func(key.NodePublic)
+	// DNS is what clients are told about names: MagicDNS, resolvers and
+	// split DNS.
+	DNS DNS
 	// StatusExtra, if set, adds the other parts' state to Status.
 	StatusExtra func() map[string]any
 	Version     string
@@ -49,6 +52,7 @@ type Server struct {
 	log      *slog.Logger
 	noiseKey key.MachinePrivate
 	domain   string
+	dns      *tailcfg.DNSConfig // cfg.DNS for clients
 	started  time.Time
 
 	mu        sync.Mutex
@@ -104,7 +108,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		domain:    "homenet.internal",
+		domain:    cfg.DNS.baseDomain(),
+		dns:       cfg.DNS.tailcfg(),
 		started:   time.Now(),
 		nodes:     map[tailcfg.NodeID]*node{},
 		byNodeKey: map[key.NodePublic]*node{},

@@ -39,7 +39,8 @@ func newTestServer(t *testing.T, prefix string) *testServer {
 	return openTestServer(t, filepath.Join(t.TempDir(), "homenet.db"), prefix)
 }
 
-func openTestServer(t *testing.T, dbPath, prefix string) *testServer {
+// openTestServer starts a server on dbPath; mods change its Config first.
+func openTestServer(t *testing.T, dbPath, prefix string, mods ...func(*Config)) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, dbPath)
@@ -48,12 +49,16 @@ func openTestServer(t *testing.T, dbPath, prefix string) *testServer {
 	}
 	hs := httptest.NewUnstartedServer(nil)
 	hs.Start()
-	s, err := New(ctx, Config{
+	cfg := Config{
 		ServerURL: hs.URL,
 		Prefix4:   netip.MustParsePrefix(prefix),
 		Store:     db,
 		Logger:    slog.New(slog.DiscardHandler),
-	})
+	}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	s, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,6 +132,7 @@ func (f *fakeAdmin) Status(ctx context.Context) (control.Status, error) {
 		Started: time.Now().Add(-time.Hour), Nodes: 1, Extra: map[string]any{
 			"gateway":      map[string]any{"state": "Running", "tun": "tailscale0", "firewall": "nftables", "advertised_routes": []string{"192.168.1.0/24"}},
 			"gateway_lan":  map[string]any{"routes": []string{"192.168.1.0/24"}, "wan": "eth0", "why": []string{"br-lan: 192.168.1.0/24 (private, directly connected)"}},
+			"lan_dns":      map[string]any{"resolver": "192.168.1.1", "domains": []string{"lan"}, "why": "split DNS for lan via 192.168.1.1: domain from /etc/config/dhcp"},
 			"reachability": map[string]any{"case": "ipv6-only", "global_ipv6": "2001:db8:100::2", "ipv6_interface": "eth0", "advice": "No public IPv4 (the WAN address 100.64.0.2 is carrier-grade NAT)"},
 			"ddns": map[string]any{"provider": "alidns", "name": "home.example.net", "published": []string{"A none", "AAAA 2001:db8:100::2"},
 				"updates": 2, "failures": 1, "last_error": "alidns AddDomainRecord: HTTP 400 Throttling.User", "last_error_at": time.Now().Add(-time.Minute), "next_retry": time.Now().Add(4 * time.Minute)},
@@ -320,7 +321,7 @@ func TestCLIAdminCommands(t *testing.T) {
 		{[]string{"routes", "list"}, "Routes", []string{"NODE ID", "PREFIX", "APPROVED", "192.168.1.0/24", "subnet"}},
 		{[]string{"routes", "approve", "3", "192.168.1.0/24"}, "SetRouteApproved 3 192.168.1.0/24 true", nil},
 		{[]string{"routes", "unapprove", "3", "::/0"}, "SetRouteApproved 3 ::/0 false", nil},
-		{[]string{"status"}, "Status", []string{"Version:", "v0.1.0", "Server URL:", "100.86.0.0/16", "1h ago", "Gateway:", "Running on tailscale0, firewall nftables", "192.168.1.0/24", "Detected:", "br-lan: 192.168.1.0/24",
+		{[]string{"status"}, "Status", []string{"Version:", "v0.1.0", "Server URL:", "100.86.0.0/16", "1h ago", "Gateway:", "Running on tailscale0, firewall nftables", "192.168.1.0/24", "Detected:", "br-lan: 192.168.1.0/24", "LAN DNS:", "split DNS for lan via 192.168.1.1",
 			"Reachability:", "ipv6-only", "Global IPv6:", "2001:db8:100::2 (eth0)", "carrier-grade NAT",
 			"Dynamic DNS:", "home.example.net at alidns, 2 updates, 1 failures", "A none, AAAA 2001:db8:100::2", "Throttling.User (1m ago; next try in 4m)",
 			"Certificate:", "acme-dns-01 for home.example.net, valid until", "(in 60d)",

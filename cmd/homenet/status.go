@@ -188,6 +188,11 @@ func printGateway(w io.Writer, extra map[string]any) {
 			fmt.Fprintf(w, "  Detected:\t%s\n", why)
 		}
 	}
+	// Why says whether phones get split DNS, for what and why not.
+	var ld appliance.LANDNS
+	if reJSON(extra["lan_dns"], &ld) {
+		fmt.Fprintf(w, "  LAN DNS:\t%s\n", ld.Why)
+	}
 }
 
 // approvedRoutes says which advertised routes control approved, and

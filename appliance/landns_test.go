@@ -1,0 +1,468 @@
+package appliance
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// openwrtDHCP is /etc/config/dhcp as OpenWrt 23.05 ships it.
+const openwrtDHCP = `
+config dnsmasq
+	option domainneeded '1'
+	option boguspriv '1'
+	option filterwin2k '0'
+	option localise_queries '1'
+	option rebind_protection '1'
+	option rebind_localhost '1'
+	option local '/lan/'
+	option domain 'lan'
+	option expandhosts '1'
+	option nonegcache '0'
+	option authoritative '1'
+	option readethers '1'
+	option leasefile '/tmp/dhcp.leases'
+	option resolvfile '/tmp/resolv.conf.d/resolv.conf.auto'
+	option nonwildcard '1'
+	option localservice '1'
+	option ednspacket_max '1232'
+
+config dhcp 'lan'
+	option interface 'lan'
+	option start '100'
+	option limit '150'
+	option leasetime '12h'
+	option dhcpv4 'server'
+	list ra_flags 'managed-config'
+	list ra_flags 'other-config'
+
+config dhcp 'wan'
+	option interface 'wan'
+	option ignore '1'
+
+config odhcpd 'odhcpd'
+	option maindhcp '0'
+	option leasefile '/tmp/hosts/odhcpd'
+`
+
+// OpenWrt's /etc/resolv.conf, a link to /tmp/resolv.conf.
+const openwrtResolvConf = "search lan\nnameserver 127.0.0.1\nnameserver ::1\n"
+
+const procUDPHeader = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops             \n"
+
+// /proc/net/udp lines of a little-endian host.
+const (
+	udpDnsmasqLoopback = "  263: 0100007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 15620 2 0000000000000000 0\n" // 127.0.0.1:53
+	udpDnsmasqLAN      = "  263: 0101A8C0:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 15618 2 0000000000000000 0\n" // 192.168.1.1:53
+	udpWildcardDNS     = "  263: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 19044 2 0000000000000000 0\n" // 0.0.0.0:53
+	udpResolvedStub    = "  252: 3500007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000   991        0 18323 2 0000000000000000 0\n" // 127.0.0.53:53
+	udpDHCPClient      = "  580: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 17710 2 0000000000000000 0\n" // 0.0.0.0:68
+	udpConnectedFrom53 = " 1204: 0501A8C0:0035 0101A8C0:A1B2 01 00000000:00000000 00:00000000 00000000  1000        0 20001 2 0000000000000000 0\n" // a client that bound port 53
+)
+
+func TestDetectLANDNS(t *testing.T) {
+	lan := pfxs("192.168.1.0/24")
+	router := []netip.Addr{netip.MustParseAddr("192.168.1.1"), netip.MustParseAddr("fd00:1::1")}
+	pi := []netip.Addr{netip.MustParseAddr("192.168.1.5")}
+	tests := []struct {
+		name         string
+		files        map[string]string
+		addrs        []netip.Addr
+		base         string
+		wantResolver string // "" for none
+		wantDomains  []string
+		wantWhy      []string // substrings of Why
+		notWhy       []string // substrings Why must not have
+	}{
+		{
+			name: "OpenWrt with domain lan",
+			files: map[string]string{
+				uciDHCPPath:    openwrtDHCP,
+				resolvConfPath: openwrtResolvConf,
+				procNetUDP:     procUDPHeader + udpDnsmasqLoopback + udpDnsmasqLAN + udpDHCPClient,
+			},
+			addrs:        router,
+			wantResolver: "192.168.1.1",
+			wantDomains:  []string{"lan"},
+			wantWhy:      []string{"split DNS for lan via 192.168.1.1", "dnsmasq", uciDHCPPath, "192.168.1.1:53", "localservice='0'"},
+		},
+		{
+			name: "OpenWrt with dnsmasq on the LAN and tailscale0 interfaces",
+			files: map[string]string{
+				uciDHCPPath: strings.Replace(openwrtDHCP, "option localservice '1'", "option localservice '1'\n\tlist interface 'lan'\n\tlist interface 'tailscale0'", 1),
+				procNetUDP:  procUDPHeader + udpDnsmasqLAN,
+			},
+			addrs:        router,
+			wantResolver: "192.168.1.1",
+			wantDomains:  []string{"lan"},
+			wantWhy:      []string{"split DNS for lan via 192.168.1.1"},
+			notWhy:       []string{"localservice"},
+		},
+		{
+			name: "OpenWrt without domain but local /home/",
+			files: map[string]string{
+				uciDHCPPath: "config dnsmasq\n\toption local '/home/'\n",
+				procNetUDP:  procUDPHeader + udpWildcardDNS,
+			},
+			addrs:        router,
+			wantResolver: "192.168.1.1",
+			wantDomains:  []string{"home"},
+		},
+		{
+			name: "OpenWrt with dnsmasq's DNS off",
+			files: map[string]string{
+				uciDHCPPath: openwrtDHCP,
+				procNetUDP:  procUDPHeader + udpDHCPClient,
+			},
+			addrs:       router,
+			wantDomains: []string{"lan"},
+			wantWhy:     []string{"no split DNS", "nothing listens on UDP port 53 at 192.168.1.1"},
+		},
+		{
+			name: "OpenWrt with only localdomain falls back to resolv.conf",
+			files: map[string]string{
+				uciDHCPPath:    "config dnsmasq\n\toption domain 'localdomain'\n",
+				resolvConfPath: "search fritz.box\nnameserver 192.168.1.1\n",
+			},
+			addrs:        router,
+			wantResolver: "192.168.1.1",
+			wantDomains:  []string{"fritz.box"},
+		},
+		{
+			name:         "Debian with search lan and the router as nameserver",
+			files:        map[string]string{resolvConfPath: "# Generated by NetworkManager\nsearch lan\nnameserver 192.168.1.1\nnameserver 2001:db8::53\n"},
+			addrs:        []netip.Addr{netip.MustParseAddr("192.168.1.20")},
+			wantResolver: "192.168.1.1",
+			wantDomains:  []string{"lan"},
+			wantWhy:      []string{"split DNS for lan via 192.168.1.1", "nameserver 192.168.1.1 inside 192.168.1.0/24", resolvConfPath},
+		},
+		{
+			name:         "nameserver outside the LAN first",
+			files:        map[string]string{resolvConfPath: "domain Home.\nnameserver 9.9.9.9\nnameserver 192.168.1.1\n"},
+			addrs:        pi,
+			wantResolver: "192.168.1.1",
+			wantDomains:  []string{"home"},
+		},
+		{
+			name: "Pi with dnsmasq on 127.0.0.1 listening on its LAN address",
+			files: map[string]string{
+				resolvConfPath: "search lan\nnameserver 127.0.0.1\n",
+				procNetUDP:     procUDPHeader + udpDHCPClient + udpWildcardDNS,
+			},
+			addrs:        pi,
+			wantResolver: "192.168.1.5",
+			wantDomains:  []string{"lan"},
+			wantWhy:      []string{"from /etc/resolv.conf, nameserver 127.0.0.1 is this host, listening on 192.168.1.5:53"},
+		},
+		{
+			name: "dnsmasq on loopback only",
+			files: map[string]string{
+				resolvConfPath: "search lan\nnameserver 127.0.0.1\n",
+				procNetUDP:     procUDPHeader + udpDnsmasqLoopback + udpConnectedFrom53,
+			},
+			addrs:       pi,
+			wantDomains: []string{"lan"},
+			wantWhy:     []string{"no split DNS", "127.0.0.1 is this host, but nothing listens on 192.168.1.5:53"},
+		},
+		{
+			name: "systemd-resolved stub and nothing on the LAN address",
+			files: map[string]string{
+				resolvConfPath: "# This is /run/systemd/resolve/stub-resolv.conf managed by man:systemd-resolved(8).\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n",
+				procNetUDP:     procUDPHeader + udpResolvedStub + udpDHCPClient,
+			},
+			addrs:       pi,
+			wantDomains: []string{"lan"},
+			wantWhy:     []string{"no split DNS", "names lan but no LAN resolver", "127.0.0.53 is systemd-resolved's stub, which does not listen on 192.168.1.5:53"},
+		},
+		{
+			name:         "search domain equal to the base domain is skipped",
+			files:        map[string]string{resolvConfPath: "search tail.example.net home.arpa dev.tail.example.net example.net\nnameserver 192.168.1.1\n"},
+			addrs:        pi,
+			base:         "Tail.Example.Net.",
+			wantResolver: "192.168.1.1",
+			wantDomains:  []string{"home.arpa"},
+			wantWhy:      []string{`skipped "tail.example.net": the tailnet's own domain, "dev.tail.example.net": the tailnet's own domain, "example.net": contains the tailnet's domain`},
+		},
+		{
+			name:         "com, local and localdomain are skipped",
+			files:        map[string]string{resolvConfPath: "search com local localdomain co.uk\nnameserver 192.168.1.1\n"},
+			addrs:        pi,
+			wantResolver: "192.168.1.1", // for dns.lan_domains to use
+			wantWhy:      []string{"no split DNS", "no LAN search domain", `"com": a public suffix`, `"local": mDNS`, `"co.uk": a public suffix`, "its LAN resolver is 192.168.1.1"},
+		},
+		{
+			name:         "domains below public suffixes are kept, in order, once",
+			files:        map[string]string{resolvConfPath: "search home.example.com lan\nsearch LAN. box\nnameserver 192.168.1.1\n"},
+			addrs:        pi,
+			wantResolver: "192.168.1.1",
+			wantDomains:  []string{"home.example.com", "lan"},
+			wantWhy:      []string{`"box": a public suffix`},
+		},
+		{
+			name:    "nothing to find",
+			files:   map[string]string{resolvConfPath: "nameserver 1.1.1.1\n"},
+			addrs:   pi,
+			wantWhy: []string{"no split DNS: /etc/resolv.conf has no LAN search domain and no LAN resolver: nameserver 1.1.1.1 is outside the LAN routes"},
+		},
+		{
+			name:    "no resolv.conf",
+			files:   map[string]string{procNetUDP: procUDPHeader + udpWildcardDNS},
+			addrs:   pi,
+			wantWhy: []string{"no split DNS: /etc/resolv.conf is missing"},
+		},
+		{
+			name:        "no address of this host in the LAN",
+			files:       map[string]string{resolvConfPath: "search lan\nnameserver 127.0.0.1\n", procNetUDP: procUDPHeader + udpWildcardDNS},
+			addrs:       []netip.Addr{netip.MustParseAddr("10.0.0.2")},
+			wantDomains: []string{"lan"},
+			wantWhy:     []string{"no split DNS", "no address of it lies inside the LAN routes"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := makeRoot(t, platformCase{files: tt.files})
+			got := detectLANDNS(root, lan, tt.addrs, tt.base, udpListeningOrder(root, binary.LittleEndian))
+			t.Logf("Why: %s", got.Why)
+			var want netip.Addr
+			if tt.wantResolver != "" {
+				want = netip.MustParseAddr(tt.wantResolver)
+			}
+			if got.Resolver != want {
+				t.Errorf("Resolver = %v, want %v", got.Resolver, want)
+			}
+			if !slices.Equal(got.Domains, tt.wantDomains) {
+				t.Errorf("Domains = %q, want %q", got.Domains, tt.wantDomains)
+			}
+			if split := got.Resolver.IsValid() && len(got.Domains) > 0; split != strings.HasPrefix(got.Why, "split DNS for ") {
+				t.Errorf("split DNS is %v, but Why = %q", split, got.Why)
+			}
+			if strings.Contains(got.Why, "\n") {
+				t.Errorf("Why has several lines: %q", got.Why)
+			}
+			if strings.Contains(got.Why, root) {
+				t.Errorf("Why names the test root: %q", got.Why)
+			}
+			for _, w := range tt.wantWhy {
+				if !strings.Contains(got.Why, w) {
+					t.Errorf("Why = %q, want it to contain %q", got.Why, w)
+				}
+			}
+			for _, w := range tt.notWhy {
+				if strings.Contains(got.Why, w) {
+					t.Errorf("Why = %q, want it without %q", got.Why, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseUCIConfig(t *testing.T) {
+	text := `# comment
+package dhcp
+option orphan 'ignored'
+
+config dnsmasq
+	option domain 'lan' # trailing comment
+	option local "/lan/"
+	option bare value
+	option joined 'it'\''s'" \"quoted\""
+	option hash 'a#b'
+	list server '/example.com/10.0.0.1'
+	list server /corp/10.0.0.2
+	option broken 'unterminated
+	option short
+	bogus line here
+
+config dhcp 'lan'
+	option interface lan
+
+config 'broken
+	option lost 'not in the lan section'
+`
+	want := []uciConfig{
+		{
+			Type: "dnsmasq",
+			Options: map[string]string{
+				"domain": "lan", "local": "/lan/", "bare": "value",
+				"joined": `it's "quoted"`, "hash": "a#b",
+			},
+			Lists: map[string][]string{"server": {"/example.com/10.0.0.1", "/corp/10.0.0.2"}},
+		},
+		{Type: "dhcp", Name: "lan", Options: map[string]string{"interface": "lan"}, Lists: map[string][]string{}},
+	}
+	got := parseUCIConfig(text)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("parseUCIConfig:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestUCILocalDomains(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"/lan/", []string{"lan"}},
+		{"/lan/home/", []string{"lan", "home"}},
+		{"/lan/192.168.1.2", nil}, // forwards, not local
+		{"lan", nil},
+		{"", nil},
+		{"//", nil},
+		{"/lan//", []string{"lan"}},
+	}
+	for _, tt := range tests {
+		if got := dnsmasqLocalDomains(tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("dnsmasqLocalDomains(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func FuzzParseUCI(f *testing.F) {
+	f.Add(openwrtDHCP)
+	f.Add("config dnsmasq\n\toption local '/lan/home/'\n\tlist local \"/x/\"\n")
+	f.Add("config 'a\noption \"b\\\" c\nlist\\ x '' \"\"\n")
+	f.Add("\x00\xff config\r\n\toption domain 'LAN.'\r\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		for _, s := range parseUCIConfig(text) {
+			if s.Type == "" || s.Options == nil || s.Lists == nil {
+				t.Errorf("section without a type: %+v", s)
+			}
+		}
+		domains, _ := lanDomains(dnsmasqDomains(parseUCIConfig(text)), "")
+		for _, d := range domains {
+			if d != strings.ToLower(d) || strings.HasSuffix(d, ".") || notLANDomain(d, "") != "" {
+				t.Errorf("bad LAN domain %q", d)
+			}
+		}
+	})
+}
+
+func TestLANDNSListening(t *testing.T) {
+	udp6 := "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n" +
+		" 1021: 00000000000000000000000001000000:0035 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 15622 2 0000000000000000 0\n" + // [::1]:53
+		" 1021: 0000000000000000000000000000000000:0035 garbage\n" +
+		" 1190: 000080FE00000000FF7EDBB8E2A102FE:0035 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 15624 2 0000000000000000 0\n" // [fe80::b8db:7eff:fe02:a1e2]:53
+	udp6Wildcard := "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n" +
+		"  877: 00000000000000000000000000000000:0035 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 21934 2 0000000000000000 0\n" // [::]:53
+	tests := []struct {
+		name  string
+		files map[string]string
+		order binary.ByteOrder
+		ap    string
+		want  bool
+	}{
+		{"bound to the address", map[string]string{procNetUDP: procUDPHeader + udpDnsmasqLAN}, binary.LittleEndian, "192.168.1.1:53", true},
+		{"another address", map[string]string{procNetUDP: procUDPHeader + udpDnsmasqLAN}, binary.LittleEndian, "192.168.1.5:53", false},
+		{"another port", map[string]string{procNetUDP: procUDPHeader + udpDnsmasqLAN}, binary.LittleEndian, "192.168.1.1:54", false},
+		{"IPv4 wildcard", map[string]string{procNetUDP: procUDPHeader + udpWildcardDNS}, binary.LittleEndian, "192.168.1.5:53", true},
+		{"IPv4 wildcard is not IPv6", map[string]string{procNetUDP: procUDPHeader + udpWildcardDNS}, binary.LittleEndian, "[fd00::5]:53", false},
+		{"loopback only", map[string]string{procNetUDP: procUDPHeader + udpDnsmasqLoopback + udpResolvedStub}, binary.LittleEndian, "192.168.1.1:53", false},
+		{"connected socket is a client", map[string]string{procNetUDP: procUDPHeader + udpConnectedFrom53}, binary.LittleEndian, "192.168.1.5:53", false},
+		{"big-endian kernel", map[string]string{procNetUDP: procUDPHeader + "  12: C0A80101:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 0\n"}, binary.BigEndian, "192.168.1.1:53", true},
+		{"IPv6 loopback", map[string]string{procNetUDP6: udp6}, binary.LittleEndian, "[::1]:53", true},
+		{"IPv6 link-local with zone", map[string]string{procNetUDP6: udp6}, binary.LittleEndian, "[fe80::b8db:7eff:fe02:a1e2%br-lan]:53", true},
+		{"IPv6 wildcard takes IPv4", map[string]string{procNetUDP6: udp6Wildcard}, binary.LittleEndian, "192.168.1.5:53", true},
+		{"no /proc", nil, binary.LittleEndian, "192.168.1.1:53", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := makeRoot(t, platformCase{files: tt.files})
+			if got := udpListeningOrder(root, tt.order)(netip.MustParseAddrPort(tt.ap)); got != tt.want {
+				t.Errorf("listening(%s) = %v, want %v", tt.ap, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLANDNSAddrsInRoutes(t *testing.T) {
+	addrs := []netip.Addr{
+		netip.MustParseAddr("fd00:1::1"),
+		netip.MustParseAddr("127.0.0.1"),
+		netip.MustParseAddr("::ffff:192.168.1.1"),
+		netip.MustParseAddr("fe80::1%br-lan"),
+		netip.MustParseAddr("192.168.1.1"),
+		netip.MustParseAddr("10.9.0.1"),
+		netip.MustParseAddr("203.0.113.7"),
+	}
+	got := addrsInRoutes(addrs, pfxs("192.168.1.0/24", "10.0.0.0/8", "fd00:1::/64", "fe80::/64"))
+	want := []netip.Addr{
+		netip.MustParseAddr("192.168.1.1"),
+		netip.MustParseAddr("10.9.0.1"),
+		netip.MustParseAddr("fd00:1::1"),
+		netip.MustParseAddr("fe80::1"),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("addrsInRoutes = %v, want %v", got, want)
+	}
+	// LANAddrs on this machine: loopback is never in a LAN route, and
+	// whatever it returns must be inside the routes.
+	got, err := LANAddrs(pfxs("127.0.0.0/8"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(got, netip.MustParseAddr("127.0.0.1")) {
+		t.Logf("LANAddrs(127.0.0.0/8) = %v: no loopback address here", got)
+	}
+	for _, a := range got {
+		if !pfxs("127.0.0.0/8")[0].Contains(a) {
+			t.Errorf("LANAddrs returned %v outside the routes", a)
+		}
+	}
+}
+
+func TestReverseZones(t *testing.T) {
+	seq := func(format string, n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf(format, i))
+		}
+		return out
+	}
+	tests := []struct {
+		prefix  string
+		want    []string
+		wantErr string
+	}{
+		{prefix: "192.168.1.0/24", want: []string{"1.168.192.in-addr.arpa"}},
+		{prefix: "192.168.1.77/24", want: []string{"1.168.192.in-addr.arpa"}}, // host bits ignored
+		{prefix: "192.168.0.0/16", want: []string{"168.192.in-addr.arpa"}},
+		{prefix: "192.168.0.0/23", want: []string{"0.168.192.in-addr.arpa", "1.168.192.in-addr.arpa"}},
+		{prefix: "172.16.32.0/20", want: seq("%d.16.172.in-addr.arpa", 48)[32:]},
+		{prefix: "192.168.1.128/25", want: []string{"1.168.192.in-addr.arpa"}},
+		{prefix: "192.168.1.5/32", want: []string{"1.168.192.in-addr.arpa"}},
+		{prefix: "10.0.0.0/8", want: []string{"10.in-addr.arpa"}},
+		{prefix: "172.16.0.0/12", want: seq("%d.172.in-addr.arpa", 32)[16:]},
+		{prefix: "2001:db8:1:2::/64", want: []string{"2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"}},
+		{prefix: "2001:db8:ab::/48", want: []string{"b.a.0.0.8.b.d.0.1.0.0.2.ip6.arpa"}},
+		{prefix: "2001:db8:ab:4::/62", want: seq("%d.0.0.0.b.a.0.0.8.b.d.0.1.0.0.2.ip6.arpa", 8)[4:]},
+		{prefix: "2001:db8:1:2::/112", want: []string{"2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"}},
+		{prefix: "fd00::/8", want: []string{"d.f.ip6.arpa"}},
+		{prefix: "fd12:3456:789a::/47", want: []string{"a.9.8.7.6.5.4.3.2.1.d.f.ip6.arpa", "b.9.8.7.6.5.4.3.2.1.d.f.ip6.arpa"}},
+		{prefix: "224.0.0.0/4", wantErr: "shorter than /8"},
+		{prefix: "0.0.0.0/0", wantErr: "shorter than /8"},
+		{prefix: "::/0", wantErr: "shorter than /8"},
+		{prefix: "fc00::/7", wantErr: "shorter than /8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.prefix, func(t *testing.T) {
+			got, err := ReverseZones(netip.MustParsePrefix(tt.prefix))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), tt.prefix) {
+					t.Fatalf("ReverseZones = %q, %v; want an error naming %s with %q", got, err, tt.prefix, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("ReverseZones = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if _, err := ReverseZones(netip.Prefix{}); err == nil {
+		t.Error("ReverseZones of the zero prefix: no error")
+	}
+}
