@@ -207,7 +207,7 @@ func testMagicDNSDetected(t *testing.T) {
 
 func testMagicDNSConfigured(t *testing.T) {
 	const baseDomain = "home.internal"
-	n := newDNSNet(t, false, fmt.Sprintf("[dns]\nbase_domain = %q\nlan_domains = [\"lan\"]\nlan_resolver = %q\n", baseDomain, dnsGatewayIP))
+	n := newDNSNet(t, false, fmt.Sprintf("[dns]\nbase_domain = %q\nlan_domains = [\"lan\"]\nlan_resolver = %q\nnameservers = [%q]\n", baseDomain, dnsGatewayIP, dnsServerIP))
 	// Nothing to detect: no search domain, no resolver on the LAN.
 	n.gw.WriteResolvConf([]string{dnsServerIP})
 	n.checkLANDNS(t)
@@ -236,12 +236,26 @@ func testMagicDNSConfigured(t *testing.T) {
 
 	n.checkNAS(t, p1, upStart)
 	n.checkResolves(t, p1, "after tailscale up", dnsWWW, netip.MustParseAddr(gwWWWIP))
+	// dns.nameservers: the phone's resolver for everything else, also
+	// through the exit node below.
+	if out, err := p1.CLI(15*time.Second, "dns", "query", dnsWWW); err != nil || !strings.Contains(out, gwWWWIP) || !strings.Contains(out, dnsServerIP) {
+		t.Errorf("tailscale dns query %s on %s: want %s, forwarded to dns.nameservers %s: %v\n%s", dnsWWW, p1.Name, gwWWWIP, dnsServerIP, err, out)
+	}
 	// Here, unlike with OpenWrt's resolv.conf, the exit node's own
 	// resolver (which answers p1's other queries) does not know nas.lan:
 	// only the split-DNS route marked UseWithExitNode does.
 	n.viaExitNode(t, exitArg, func() {
 		n.checkResolves(t, p1, "through the exit node", dnsNAS, netip.MustParseAddr(gwLANHostIP))
 	})
+
+	// A LAN resolver that stops answering takes only the LAN's names.
+	if err := n.lanDNS.Proc.Stop(); err != nil {
+		t.Logf("stopping dnsmasq: %v", err)
+	}
+	if ip, err := getentHosts(p1.Host, dnsNAS); err == nil {
+		t.Errorf("%s resolves %s to %v with the LAN resolver stopped", p1.Name, dnsNAS, ip)
+	}
+	n.checkResolves(t, p1, "with the LAN resolver stopped", dnsWWW, netip.MustParseAddr(gwWWWIP))
 
 	// Without the tailnet's DNS settings the LAN name is gone, while the
 	// LAN itself is still there.
@@ -364,6 +378,15 @@ func (n *dnsNet) checkNAS(t *testing.T, p *lab.Phone, upStart time.Time) {
 	if from := n.lanDNS.QueriedFrom(dnsNAS); !slices.Contains(from, pIP) {
 		t.Errorf("dnsmasq logged queries for %s from %v, none from %s's tailnet address %v: no query came through the subnet route", dnsNAS, from, p.Name, pIP)
 	}
+	// Reverse lookups of the LAN go the same way (dnsmasq's host record
+	// answers the PTR query too).
+	n.eventually(t, dnsTimeout, p.Name+" resolving "+gwLANHostIP+" back to "+dnsNAS, func() error {
+		out, err := p.RunTimeout(10*time.Second, "getent", "hosts", gwLANHostIP)
+		if err == nil && !strings.Contains(out, dnsNAS) {
+			err = fmt.Errorf("getent hosts %s = %q, want %s", gwLANHostIP, strings.TrimSpace(out), dnsNAS)
+		}
+		return err
+	})
 	url := fmt.Sprintf("http://%s:%d/", dnsNAS, gwHTTPPort)
 	n.eventually(t, 10*time.Second, p.Name+" fetching "+url, func() error {
 		out, err := p.Labtool(10*time.Second, "http-get", "-timeout=5s", url)
