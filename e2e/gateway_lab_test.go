@@ -288,12 +288,28 @@ func (n *gwNet) whoami(timeout time.Duration) (netip.Addr, error) {
 // stops: netfilter, policy rules, every routing table, the links, and the
 // sysctls the agent may touch. It is read from outside the gateway's mount
 // namespace, so it sees the iptables binaries even when the gateway hides
-// them. Tables that hold nothing but empty built-in chains with policy
-// ACCEPT are left out (and returned): iptables instantiates them on first
-// use, even a listing, and legacy tables cannot be deleted again.
+// them. Nothing is left out; emptyTables names the tables that hold only
+// empty built-in chains with policy ACCEPT, as "iptables-legacy-save:
+// *nat", for checkAsBefore.
 func (n *gwNet) gwState(t *testing.T) (state string, emptyTables []string) {
 	t.Helper()
-	var b strings.Builder
+	secs := n.gwSections(t)
+	for _, s := range secs {
+		for _, e := range gwEmptyTables(s.out) {
+			emptyTables = append(emptyTables, s.cmd[0]+": "+e)
+		}
+	}
+	return gwJoin(secs), emptyTables
+}
+
+// gwSection is one command's part of gwState.
+type gwSection struct {
+	cmd []string
+	out string // normalized
+}
+
+func (n *gwNet) gwSections(t *testing.T) []gwSection {
+	t.Helper()
 	cmds := [][]string{
 		{"nft", "list", "ruleset"},
 		{"iptables-nft-save"}, {"ip6tables-nft-save"},
@@ -304,52 +320,82 @@ func (n *gwNet) gwState(t *testing.T) (state string, emptyTables []string) {
 		{"sh", "-c", "cd /proc/sys && grep -H . net/ipv4/ip_forward net/ipv4/conf/*/forwarding net/ipv4/conf/*/accept_redirects " +
 			"net/ipv4/conf/all/src_valid_mark net/ipv6/conf/*/forwarding net/ipv6/conf/*/accept_ra net/ipv4/conf/*/rp_filter"},
 	}
+	var secs []gwSection
 	for _, c := range cmds {
 		if _, err := exec.LookPath(c[0]); err != nil {
 			continue
 		}
-		out, empty := gwDropEmptyTables(gwNormalize(n.gwExec(t, "", c...)))
-		for _, e := range empty {
-			emptyTables = append(emptyTables, c[0]+": "+e)
-		}
-		fmt.Fprintf(&b, "$ %s\n%s", strings.Join(c, " "), out)
+		secs = append(secs, gwSection{cmd: c, out: gwNormalize(n.gwExec(t, "", c...))})
 	}
-	return b.String(), emptyTables
+	return secs
+}
+
+func gwJoin(secs []gwSection) string {
+	var b strings.Builder
+	for _, s := range secs {
+		fmt.Fprintf(&b, "$ %s\n%s", strings.Join(s.cmd, " "), s.out)
+	}
+	return b.String()
 }
 
 var (
 	gwNftTable     = regexp.MustCompile(`(?ms)^table (\S+ \S+) \{\n(.*?)^\}\n`)
+	gwNftChain     = regexp.MustCompile(`(?ms)^\tchain .*?^\t\}\n`)
 	gwNftBaseChain = regexp.MustCompile(`^\s*chain \S+ \{\s*type \w+ hook \w+ priority [^;]+; policy accept;\s*\}\s*$`)
 	gwSaveTable    = regexp.MustCompile(`(?ms)^\*(\S+)\n(.*?)^COMMIT\n`)
 	gwSaveBuiltin  = regexp.MustCompile(`^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT \[n:n\]$`)
 )
 
-// gwDropEmptyTables removes, from `nft list ruleset` or `iptables-save`
-// output, the tables that hold only empty built-in chains with policy
-// ACCEPT, and names them.
-func gwDropEmptyTables(s string) (string, []string) {
-	var dropped []string
-	s = gwNftTable.ReplaceAllStringFunc(s, func(tbl string) string {
-		m := gwNftTable.FindStringSubmatch(tbl)
-		for _, chain := range regexp.MustCompile(`(?ms)^\tchain .*?^\t\}\n`).FindAllString(m[2], -1) {
-			if !gwNftBaseChain.MatchString(strings.ReplaceAll(chain, "\n", " ")) {
-				return tbl
-			}
+// gwEmptyTables names the tables of `nft list ruleset` or `iptables-save`
+// output that hold only empty built-in chains with policy ACCEPT.
+func gwEmptyTables(s string) []string {
+	var empty []string
+	for _, m := range gwNftTable.FindAllStringSubmatch(s, -1) {
+		if !slices.ContainsFunc(gwNftChain.FindAllString(m[2], -1), func(chain string) bool {
+			return !gwNftBaseChain.MatchString(strings.ReplaceAll(chain, "\n", " "))
+		}) {
+			empty = append(empty, "table "+m[1])
 		}
-		dropped = append(dropped, "table "+m[1])
-		return ""
-	})
-	s = gwSaveTable.ReplaceAllStringFunc(s, func(tbl string) string {
-		m := gwSaveTable.FindStringSubmatch(tbl)
-		for _, l := range strings.Split(strings.TrimSpace(m[2]), "\n") {
-			if !gwSaveBuiltin.MatchString(l) {
-				return tbl
-			}
+	}
+	for _, m := range gwSaveTable.FindAllStringSubmatch(s, -1) {
+		if !slices.ContainsFunc(strings.Split(strings.TrimSpace(m[2]), "\n"), func(l string) bool {
+			return !gwSaveBuiltin.MatchString(l)
+		}) {
+			empty = append(empty, "*"+m[1])
 		}
-		dropped = append(dropped, "*"+m[1])
+	}
+	return empty
+}
+
+// gwSaveTables names the tables of iptables-save output s, as "*nat".
+func gwSaveTables(s string) []string {
+	var names []string
+	for _, m := range gwSaveTable.FindAllStringSubmatch(s, -1) {
+		names = append(names, "*"+m[1])
+	}
+	return names
+}
+
+// gwSectionOf returns the output of the command named cmd in a gwState.
+func gwSectionOf(state, cmd string) string {
+	_, out, ok := strings.Cut(state, "$ "+cmd+"\n")
+	if !ok {
 		return ""
+	}
+	if i := strings.Index("\n"+out, "\n$ "); i >= 0 {
+		out = out[:i] // up to the next command
+	}
+	return out
+}
+
+// gwDropSaveTable removes table ("*nat") from iptables-save output s.
+func gwDropSaveTable(s, table string) string {
+	return gwSaveTable.ReplaceAllStringFunc(s, func(tbl string) string {
+		if strings.HasPrefix(tbl, table+"\n") {
+			return ""
+		}
+		return tbl
 	})
-	return s, dropped
 }
 
 var (

@@ -25,6 +25,14 @@
 // mss (filter at mangle priority), talking netlink. Remove works from these
 // fixed names alone, so it also cleans up after a process killed with -9.
 //
+// iptables-nft creates the nf_tables tables and built-in chains our jumps
+// need (ip and ip6 filter, nat, mangle) when they are missing, and Remove
+// leaves them, since it cannot tell them from the system's own. A caller
+// that records what exists before its first Apply (RecordTables, to a file
+// that survives a kill -9) deletes, after Remove, those that are new and
+// empty (RemoveCreatedTables). iptables-legacy's x_tables tables cannot be
+// deleted and stay.
+//
 // The package parses no network input. A Firewall is safe for concurrent
 // use, but two processes applying different Rules will fight.
 package firewall

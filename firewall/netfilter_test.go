@@ -566,7 +566,8 @@ func TestIntactClean(t *testing.T) {
 // system's own table for nftables). It also instantiates every built-in
 // chain, so that "Remove restores the pre-Apply ruleset" is exact: with
 // iptables-nft an empty system gains empty filter/nat/mangle tables on first
-// use, and those are not ours to delete.
+// use, which Remove leaves; RemoveCreatedTables takes them away
+// (tables_test.go).
 const stockTailscaled4 = `*filter
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]

@@ -126,6 +126,11 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, retErr error) {
 			a.Close()
 		}
 	}()
+	// Before anything touches netfilter: the tables there are now must
+	// still be there after Close, and only those.
+	if err := recordTables(cfg.StateDir); err != nil {
+		a.log.Warn("gateway: netfilter tables that iptables-nft creates for our rules will stay after stop", "err", err)
+	}
 	var err error
 	a.fw, err = firewall.New(cfg.Firewall)
 	if err != nil {
@@ -627,8 +632,8 @@ func (a *Agent) Status() Status {
 }
 
 // Close stops the engine and removes everything the agent added: routes,
-// rules, netfilter rules, the TUN; it restores the sysctls it changed. It
-// is idempotent.
+// rules, netfilter rules and the tables created for them, the TUN; it
+// restores the sysctls it changed. It is idempotent.
 func (a *Agent) Close() error {
 	a.closeMu.Lock()
 	defer a.closeMu.Unlock()
@@ -660,6 +665,8 @@ func (a *Agent) Close() error {
 	// Whatever the router could not remove (or never got to, when the
 	// engine failed to start) goes now.
 	if err := sweep(a.fw); err != nil {
+		errs = append(errs, err)
+	} else if err := removeCreatedTables(a.cfg.StateDir, a.log); err != nil {
 		errs = append(errs, err)
 	}
 	if done, err := a.sysctl.restore(); err != nil {

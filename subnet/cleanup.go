@@ -15,10 +15,11 @@ import (
 // Cleanup removes what a gateway agent that died without closing (kill -9,
 // a crash, a power cut on a router whose /proc survives… well, a crash)
 // left behind: our policy rules (only ours: matched by priority, table and
-// mark), every route in our table, the netfilter rules of every backend,
-// and it restores the sysctls saved in stateDir. The TUN and its addresses
-// go away with the dead process. Start calls it first; `homenet cleanup`
-// may call it too. Nothing that is not ours is touched.
+// mark), every route in our table, the netfilter rules of every backend
+// and the tables iptables-nft created for them (by the record in
+// stateDir), and it restores the sysctls saved in stateDir. The TUN and
+// its addresses go away with the dead process. Start calls it first;
+// `homenet cleanup` may call it too. Nothing that is not ours is touched.
 func Cleanup(stateDir string, logger *slog.Logger) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -31,6 +32,11 @@ func Cleanup(stateDir string, logger *slog.Logger) error {
 	if rules+routes > 0 {
 		logger.Info("gateway: removed what a dead run left behind", "policy_rules", rules, "routes", routes,
 			"netfilter", "every backend's homenet rules")
+	}
+	if stateDir != "" && len(errs) == 0 {
+		if err := removeCreatedTables(stateDir, logger); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if stateDir != "" {
 		s := sysctls{root: "/proc/sys", saved: filepath.Join(stateDir, sysctlFile)}
@@ -61,6 +67,31 @@ func sweep(fw firewall.Firewall) error {
 		errs = append(errs, firewall.RemoveAll())
 	}
 	return errors.Join(errs...)
+}
+
+// netfilterFile, in the state dir, records the nf_tables tables there were
+// before the agent first changed netfilter, so that the tables iptables-nft
+// created for our rules go at stop, or at the start after a kill -9.
+const netfilterFile = "netfilter-restore.json"
+
+// recordTables writes netfilterFile; see firewall.RecordTables.
+func recordTables(stateDir string) error {
+	return firewall.RecordTables(filepath.Join(stateDir, netfilterFile))
+}
+
+// removeCreatedTables deletes the tables iptables-nft created for our
+// rules, once sweep has removed the rules. After a failed sweep it must not
+// run: our chains would make the tables look like someone else's, and the
+// record, which the next start needs, would go.
+func removeCreatedTables(stateDir string, logger *slog.Logger) error {
+	removed, kept, err := firewall.RemoveCreatedTables(filepath.Join(stateDir, netfilterFile))
+	if len(removed) > 0 {
+		logger.Info("gateway: deleted the netfilter tables created for our rules", "tables", removed)
+	}
+	if len(kept) > 0 {
+		logger.Info("gateway: netfilter tables created for our rules hold something else now; kept", "tables", kept)
+	}
+	return err
 }
 
 // leftovers counts our policy rules and the routes in our table, both
