@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
 )
 
@@ -22,6 +23,7 @@ func fuzzHandler(f *testing.F, path string, h func(*Server) http.HandlerFunc) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		s := newTestServer(t, "100.86.0.0/16")
 		ctx := context.WithValue(context.Background(), machineKeyCtx{}, key.NewMachine().Public())
+		ctx = context.WithValue(ctx, capVerCtx{}, tailcfg.CurrentCapabilityVersion) // past tooOld
 		req := httptest.NewRequestWithContext(ctx, "POST", path, bytes.NewReader(body))
 		w := httptest.NewRecorder()
 		h(s.Server)(w, req)

@@ -38,6 +38,9 @@ type serverMetrics struct {
 //	homenet_control_noise_upgrade_errors_total    counter
 //	homenet_control_nodes                         gauge: registered nodes
 //	homenet_control_logins_pending                gauge: interactive logins awaiting approval
+//	homenet_control_rate_limited_total{what}      counter: noise_upgrade, register, pending_login, unauthenticated_connections
+//	homenet_control_unauthenticated_connections   gauge: Noise connections not known to be the owner's
+//	homenet_control_unauthenticated_closed_total{reason} counter: idle, age, evicted
 func (s *Server) ExpVar() expvar.Var {
 	m := &s.metrics
 	set := new(metrics.Set)
@@ -70,5 +73,6 @@ func (s *Server) ExpVar() expvar.Var {
 		}
 		return n
 	}))
+	s.limits.addMetrics(set)
 	return set
 }

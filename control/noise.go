@@ -16,8 +16,19 @@ import (
 )
 
 // MinCapVer is the oldest client capability version we serve: Tailscale
-// 1.80, the oldest of the last ten minor releases.
-const MinCapVer tailcfg.CapabilityVersion = 113
+// 1.84 (minVersion). Older clients could join, but not use our relay when
+// it has no certificate from a CA (its hostname is an IP address) and the
+// DERP map pins its own by hash (CertName "sha256-raw:…"): 1.80 (113)
+// knows no pins and wants a certificate for the name; 1.82 (115) pins but
+// accepts exactly one certificate, and the DERP server sends its meta
+// certificate after ours; 1.84 (116) is the first to skip that one.
+// Without the relay, and behind a hard NAT without a direct path either,
+// such a client would sit "online" with nothing working, so it is refused
+// at registration with a message naming the version it needs (tooOld).
+const MinCapVer tailcfg.CapabilityVersion = 116
+
+// minVersion is the Tailscale release of MinCapVer, for messages to people.
+const minVersion = "1.84"
 
 // maxRequestBody bounds every request inside Noise. Anyone may complete the
 // Noise handshake, so all of /machine/* is unauthenticated surface.
@@ -25,10 +36,13 @@ const maxRequestBody = 1 << 20
 
 type machineKeyCtx struct{}
 
+// capVerCtx holds the client's capability version from the Noise handshake.
+type capVerCtx struct{}
+
 func (s *Server) serveKey(w http.ResponseWriter, r *http.Request) {
 	if r.FormValue("v") == "" {
 		// Pre-Noise clients; we don't serve them.
-		http.Error(w, "homenet needs a Tailscale client of version 1.80 or newer", http.StatusBadRequest)
+		http.Error(w, "homenet needs Tailscale "+minVersion+" or newer", http.StatusBadRequest)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -48,7 +62,10 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing Upgrade header: a reverse proxy must pass WebSocket/Upgrade through", http.StatusBadRequest)
 		return
 	}
-	conn, err := controlhttpserver.AcceptHTTP(r.Context(), w, r, s.noiseKey, rejectOldClients)
+	// Clients of every version get through: one older than MinCapVer is
+	// refused at registration, the only refusal it shows its user (see
+	// tooOld); refusing the upgrade only makes it retry in silence.
+	conn, err := controlhttpserver.AcceptHTTP(r.Context(), w, r, s.noiseKey, nil)
 	if err != nil {
 		s.metrics.noiseUpgradeErrors.Add(1)
 		s.log.Debug("control: noise upgrade failed", "remote", r.RemoteAddr, "err", err)
@@ -56,8 +73,10 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.noiseUpgrades.Add(1)
 	defer conn.Close()
+	s.noiseAccepted(r, conn.Peer(), func() { conn.Close() })
 
 	ctx := context.WithValue(r.Context(), machineKeyCtx{}, conn.Peer())
+	ctx = context.WithValue(ctx, capVerCtx{}, tailcfg.CapabilityVersion(conn.ProtocolVersion()))
 	ctx = context.WithValue(ctx, localCtx{}, isLocalRequest(r))
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /machine/register", s.serveRegister)
@@ -68,19 +87,10 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 	h2.ServeConn(conn, &http2.ServeConnOpts{
 		Context: ctx,
 		BaseConfig: &http.Server{
-			Handler:           http.MaxBytesHandler(mux, maxRequestBody),
+			Handler:           http.MaxBytesHandler(s.limitNoise(mux), maxRequestBody),
 			ReadHeaderTimeout: 30 * time.Second,
 		},
 	})
-}
-
-// rejectOldClients runs before HTTP/2 starts: clients too old to work are
-// refused before they cost anything more.
-func rejectOldClients(version int, _ io.Writer) error {
-	if tailcfg.CapabilityVersion(version) < MinCapVer {
-		return fmt.Errorf("client capability version %d < %d", version, MinCapVer)
-	}
-	return nil
 }
 
 func discard(code int) http.HandlerFunc {
@@ -112,6 +122,14 @@ func isLocal(r *http.Request) bool {
 func peerMachineKey(r *http.Request) key.MachinePublic {
 	k, _ := r.Context().Value(machineKeyCtx{}).(key.MachinePublic)
 	return k
+}
+
+// noiseCapVer is the capability version the client of r announced in the
+// Noise handshake; zero outside Noise. Register requests carry none of
+// their own (RegisterRequest.Version is 1 for historical reasons).
+func noiseCapVer(r *http.Request) tailcfg.CapabilityVersion {
+	v, _ := r.Context().Value(capVerCtx{}).(tailcfg.CapabilityVersion)
+	return v
 }
 
 // readJSON reads a JSON request body, rejecting trailing garbage.

@@ -48,7 +48,11 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Version < MinCapVer {
-		http.Error(w, "client too old; homenet needs Tailscale 1.80 or newer", http.StatusBadRequest)
+		// Only a node registered before MinCapVer was raised gets here. Its
+		// client shows no HTTP error, but the refusal keeps it offline for
+		// its peers, and its next login (tailscaled or the app restarting,
+		// tailscale up) is refused with the message (tooOld).
+		http.Error(w, needVersion(req.Version, req.Hostinfo), http.StatusBadRequest)
 		return
 	}
 	mkey := peerMachineKey(r)

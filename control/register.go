@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +54,7 @@ type pendingReg struct {
 	created    time.Time
 	done       chan struct{} // closed once approved or denied
 	denied     bool          // set under Server.mu before done is closed
+	source     netip.Prefix  // where it came from (see limits.go); zero: this host
 }
 
 // registerError is a refusal the client should show to its user; it is
@@ -70,7 +73,11 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "register request without node key", http.StatusBadRequest)
 		return
 	}
-	res, err := s.register(r.Context(), peerMachineKey(r), &req)
+	var res *tailcfg.RegisterResponse
+	err := tooOld(noiseCapVer(r), &req)
+	if err == nil {
+		res, err = s.register(r.Context(), peerMachineKey(r), &req)
+	}
 	var rerr registerError
 	switch {
 	case errors.As(err, &rerr):
@@ -88,10 +95,43 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	writeJSONResponse(w, res)
 }
 
+// releaseRe finds the release in Hostinfo.IPNVersion, such as "1.80.3" in
+// "1.80.3-t1234abcde-g5678abcde".
+var releaseRe = regexp.MustCompile(`^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}`)
+
+// tooOld refuses a client older than MinCapVer, unless it is logging out,
+// with a message its user can act on. Clients show RegisterResponse.Error
+// as it is ("backend error: …" from tailscale up, an error in the apps)
+// and tailscale up exits; an HTTP error here or on /machine/map, or a
+// refused Noise upgrade, leaves them retrying with nothing on the screen.
+func tooOld(capVer tailcfg.CapabilityVersion, req *tailcfg.RegisterRequest) error {
+	if capVer >= MinCapVer || isLogout(req, time.Now()) {
+		return nil
+	}
+	return registerError(needVersion(capVer, req.Hostinfo))
+}
+
+// needVersion tells the user of a client older than MinCapVer what to run
+// instead, naming the client's release when its Hostinfo has one.
+func needVersion(capVer tailcfg.CapabilityVersion, hi *tailcfg.Hostinfo) string {
+	this := fmt.Sprintf("speaks capability version %d", capVer)
+	if hi != nil {
+		if v := releaseRe.FindString(hi.IPNVersion); v != "" {
+			this = "is " + v
+		}
+	}
+	return fmt.Sprintf("homenet needs Tailscale %s or newer (this client %s)", minVersion, this)
+}
+
+// isLogout reports whether req asks to expire its node key: how clients log out.
+func isLogout(req *tailcfg.RegisterRequest, now time.Time) bool {
+	return !req.Expiry.IsZero() && req.Expiry.Before(now)
+}
+
 func (s *Server) register(ctx context.Context, mkey key.MachinePublic, req *tailcfg.RegisterRequest) (*tailcfg.RegisterResponse, error) {
 	now := time.Now()
 	switch {
-	case !req.Expiry.IsZero() && req.Expiry.Before(now):
+	case isLogout(req, now):
 		return s.logout(ctx, mkey, req.NodeKey)
 	case req.Followup != "":
 		return s.awaitApproval(ctx, mkey, req.Followup)
@@ -120,7 +160,7 @@ func (s *Server) register(ctx context.Context, mkey key.MachinePublic, req *tail
 		return authorized(n, now), nil
 	}
 	s.mu.Unlock()
-	return s.startInteractive(mkey, req)
+	return s.startInteractive(sourceOf(ctx), mkey, req)
 }
 
 func authorized(n *node, now time.Time) *tailcfg.RegisterResponse {
@@ -261,9 +301,9 @@ func (s *Server) logout(ctx context.Context, mkey key.MachinePublic, nk key.Node
 	return &tailcfg.RegisterResponse{NodeKeyExpired: true, MachineAuthorized: true}, nil
 }
 
-// startInteractive registers a pending login and answers with the URL where
-// the owner approves it.
-func (s *Server) startInteractive(mkey key.MachinePublic, req *tailcfg.RegisterRequest) (*tailcfg.RegisterResponse, error) {
+// startInteractive registers a pending login from src and answers with the
+// URL where the owner approves it.
+func (s *Server) startInteractive(src netip.Prefix, mkey key.MachinePublic, req *tailcfg.RegisterRequest) (*tailcfg.RegisterResponse, error) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -280,6 +320,9 @@ func (s *Server) startInteractive(mkey key.MachinePublic, req *tailcfg.RegisterR
 		if len(s.pending) >= maxPending {
 			return nil, registerError("too many logins are waiting for approval; try again later")
 		}
+		if err := s.pendingShareLocked(src); err != nil {
+			return nil, err
+		}
 		pr = &pendingReg{
 			code:       randHex(6),
 			machineKey: mkey,
@@ -288,6 +331,7 @@ func (s *Server) startInteractive(mkey key.MachinePublic, req *tailcfg.RegisterR
 			ephemeral:  req.Ephemeral,
 			created:    now,
 			done:       make(chan struct{}),
+			source:     src,
 		}
 		s.pending[pr.code] = pr
 		s.log.Info("control: login waiting for approval", "code", pr.code, "hostname", hostnameOf(req.Hostinfo))

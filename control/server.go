@@ -74,6 +74,7 @@ type Server struct {
 	done         chan struct{} // closed by Close
 
 	metrics serverMetrics // see ExpVar
+	limits  *limits       // what one address on the internet may cost
 }
 
 // node is a registered node: its durable part plus what only lives while
@@ -119,6 +120,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		frames:    map[string]frame{},
 		derpMap:   &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}},
 		done:      make(chan struct{}),
+		limits:    newLimits(),
 	}
 	if s.noiseKey, err = loadOrCreateNoiseKey(ctx, cfg.Store); err != nil {
 		return nil, err
@@ -196,7 +198,7 @@ func loadOrCreateNoiseKey(ctx context.Context, db *store.DB) (key.MachinePrivate
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /key", s.serveKey)
-	mux.HandleFunc("/ts2021", s.serveNoiseUpgrade)
+	mux.Handle("/ts2021", s.limitUpgrade(http.HandlerFunc(s.serveNoiseUpgrade)))
 	mux.HandleFunc("/register/{code}", s.serveRegisterPage)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"time"
 
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
@@ -18,8 +19,9 @@ const maxAdmitBody = 4 << 10
 // tailcfg.DERPAdmitClientResponse saying whether admit accepts the node key.
 // It is served only on loopback, at an unguessable path.
 type admitHandler struct {
-	admit func(key.NodePublic) bool
-	stats *counters
+	admit    func(key.NodePublic) bool
+	stats    *counters
+	refusals *refusals // told of each refusal; may be nil
 }
 
 func (h *admitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -49,6 +51,7 @@ func (h *admitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.stats.admitAllowed.Add(1)
 	} else {
 		h.stats.admitDenied.Add(1)
+		h.refusals.refused(req.Source, time.Now())
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(tailcfg.DERPAdmitClientResponse{Allow: allow})

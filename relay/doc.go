@@ -18,7 +18,8 @@
 //     loopback to send that frame.
 //
 // Files: relay.go (Start, Region, Close), region.go (the DERP region),
-// server.go (listeners), admit.go (admission endpoint),
+// server.go (listeners), admit.go (admission endpoint), limits.go (429 for
+// addresses whose node keys were refused too often),
 // mesh.go (Disconnect), tls.go (listener TLS config), cert.go (self-signed
 // certificate), acme.go (ACME certificate: certmagic, TLS-ALPN-01 or DNS-01),
 // certstatus.go (CertStatus), zaplog.go (certmagic's zap logs to slog).

@@ -84,8 +84,9 @@ type Relay struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	stats counters
-	vars  *metrics.Set // a Set, so that tsweb/varz descends into it
+	stats    counters
+	refusals *refusals    // limits sources of refused node keys (limits.go)
+	vars     *metrics.Set // a Set, so that tsweb/varz descends into it
 }
 
 // counters are the relay's own statistics; the DERP server keeps its own.
@@ -121,7 +122,7 @@ func Start(ctx context.Context, cfg Config, admit func(key.NodePublic) bool, log
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
-	r := &Relay{logger: logger, cancel: cancel, vars: new(metrics.Set)}
+	r := &Relay{logger: logger, cancel: cancel, refusals: newRefusals(), vars: new(metrics.Set)}
 	var closers []func()
 	defer func() {
 		if retErr != nil {
@@ -155,7 +156,7 @@ func Start(ctx context.Context, cfg Config, admit func(key.NodePublic) bool, log
 	r.derp.SetVerifyClientURLFailOpen(false)
 	localMux := http.NewServeMux()
 	localMux.Handle("/derp", derpserver.Handler(r.derp))
-	localMux.Handle("POST "+admitPath, &admitHandler{admit: admit, stats: &r.stats})
+	localMux.Handle("POST "+admitPath, &admitHandler{admit: admit, stats: &r.stats, refusals: r.refusals})
 	r.local = newHTTPServer(ctx, localMux, logger)
 
 	publicLn, err := listenTCP(ctx, cfg.Listen)
@@ -170,7 +171,7 @@ func Start(ctx context.Context, cfg Config, admit func(key.NodePublic) bool, log
 	closers = append(closers, r.certs.close)
 	tlsConf := serverTLSConfig(r.certs, r.derp.ModifyTLSConfigToAddMetaCert)
 	publicMux := http.NewServeMux()
-	publicMux.Handle("/derp", derpserver.Handler(r.derp))
+	publicMux.Handle("/derp", r.refusals.gate(derpserver.Handler(r.derp)))
 	publicMux.HandleFunc("/derp/probe", derpserver.ProbeHandler)
 	publicMux.HandleFunc("/derp/latency-check", derpserver.ProbeHandler)
 	publicMux.HandleFunc("/generate_204", derpserver.ServeNoContent)
@@ -206,6 +207,7 @@ func Start(ctx context.Context, cfg Config, admit func(key.NodePublic) bool, log
 	r.vars.Set("admit_allowed", &r.stats.admitAllowed)
 	r.vars.Set("admit_denied", &r.stats.admitDenied)
 	r.vars.Set("admit_invalid", &r.stats.admitInvalid)
+	r.vars.Set("admit_rate_limited", &r.refusals.limited)
 	r.vars.Set("disconnects", &r.stats.disconnects)
 	r.vars.Set("disconnect_errors", &r.stats.disconnectErrors)
 	r.vars.Set("derp", r.derp.ExpVar(false))
@@ -252,7 +254,8 @@ func (r *Relay) Disconnect(k key.NodePublic) {
 // publishing by the caller (the relay publishes nothing globally). Its
 // String is JSON; tsweb/varz renders it as Prometheus series under the
 // caller's prefix: admit_allowed, admit_denied (refused by admit),
-// admit_invalid, disconnects, disconnect_errors, and the DERP server's
+// admit_invalid, admit_rate_limited (answered 429 before the DERP
+// handshake: see limits.go), disconnects, disconnect_errors, and the DERP server's
 // under derp_ (derp_accepts, derp_current_connections, derp_bytes_received,
 // derp_bytes_sent, derp_packets_received, derp_packets_sent, …).
 func (r *Relay) ExpVar() expvar.Var {

@@ -2,11 +2,13 @@ package lab
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -51,7 +53,12 @@ func (b *built) get(t testing.TB, build func() (string, error)) string {
 	return b.path
 }
 
-var homenetBin, labtoolBin, tailscaleBins built
+var homenetBin, labtoolBin built
+
+var (
+	tailscaleMu   sync.Mutex
+	tailscaleBins = map[string]*built{} // by version; "" is the pinned one
+)
 
 // HomenetBinary builds homenet/cmd/homenet once per test process, or
 // returns $HOMENET_E2E_BINARY when set (to test a release build).
@@ -93,19 +100,50 @@ func goBuild(t testing.TB, pkg, name string) (string, error) {
 // building twice. A cold build takes minutes.
 func TailscaleBinaries(t testing.TB) (tailscaled, tailscale string) {
 	t.Helper()
-	dir := tailscaleBins.get(t, func() (string, error) { return buildTailscale(t) })
+	return tailscaleBinaries(t, "")
+}
+
+// TailscaleBinariesVersion is TailscaleBinaries for another release of the
+// client, such as "v1.84.0", to test the apps people still run: its module
+// comes through the module proxy into the module cache (our go.mod stays
+// as it is) and the binaries are cached beside the pinned ones.
+func TailscaleBinariesVersion(t testing.TB, version string) (tailscaled, tailscale string) {
+	t.Helper()
+	if !strings.HasPrefix(version, "v") || strings.ContainsAny(version, "/@ ") {
+		t.Fatalf("lab: tailscale version %q: want a module version such as v1.84.0", version)
+	}
+	return tailscaleBinaries(t, version)
+}
+
+func tailscaleBinaries(t testing.TB, version string) (tailscaled, tailscale string) {
+	t.Helper()
+	tailscaleMu.Lock()
+	b := tailscaleBins[version]
+	if b == nil {
+		b = new(built)
+		tailscaleBins[version] = b
+	}
+	tailscaleMu.Unlock()
+	dir := b.get(t, func() (string, error) { return buildTailscale(t, version) })
 	return filepath.Join(dir, "tailscaled"), filepath.Join(dir, "tailscale")
 }
 
-func buildTailscale(t testing.TB) (string, error) {
-	// The pinned version and its source, from our own go.mod.
-	out, err := exec.Command("go", "mod", "download", "-json", "tailscale.com").Output()
-	if err != nil {
-		return "", fmt.Errorf("go mod download tailscale.com: %v", err)
+// buildTailscale builds tailscale.com@version, or the version our go.mod
+// pins when version is "", unless the cache has it.
+func buildTailscale(t testing.TB, version string) (string, error) {
+	// The module's version and source: the pinned one from our own go.mod;
+	// another from outside any module (like headscale's, see
+	// buildHeadscale), so that no go.mod or go.sum is read or written.
+	dl := exec.Command("go", "mod", "download", "-json", "tailscale.com")
+	if version != "" {
+		dl = exec.Command("go", "mod", "download", "-json", "tailscale.com@"+version)
+		dl.Dir = os.TempDir()
+		dl.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
 	}
+	out, dlErr := dl.Output()
 	var mod struct{ Version, Dir, Error string }
-	if err := json.Unmarshal(out, &mod); err != nil || mod.Error != "" || mod.Dir == "" {
-		return "", fmt.Errorf("go mod download tailscale.com: %v %s", err, mod.Error)
+	if jerr := json.Unmarshal(out, &mod); dlErr != nil || jerr != nil || mod.Error != "" || mod.Dir == "" {
+		return "", fmt.Errorf("%s: %v %s", strings.Join(dl.Args, " "), errors.Join(dlErr, jerr), mod.Error)
 	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
@@ -151,7 +189,9 @@ func buildTailscale(t testing.TB) (string, error) {
 	// not.
 	cmd := exec.Command("go", "build", "-o", tmp+"/", "tailscale.com/cmd/tailscaled", "tailscale.com/cmd/tailscale")
 	cmd.Dir = mod.Dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false")
+	// GOTOOLCHAIN=local: an old release builds with today's Go; a go line
+	// newer than ours fails here rather than fetching a toolchain.
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOTOOLCHAIN=local", "GOFLAGS=-mod=readonly -buildvcs=false")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building tailscale %s in %s: %v\n%s", mod.Version, mod.Dir, err, b)
 	}

@@ -15,11 +15,14 @@ import (
 )
 
 // Phone is a Tailscale node in the lab: the real tailscaled and tailscale
-// CLI, built from the pinned tailscale.com module, running in a host.
+// CLI, built from the pinned tailscale.com module (or another release, see
+// PhoneVersion), running in a host.
 type Phone struct {
 	*Host
 	// Hostname is what the node registers as (--hostname); the host's name.
 	Hostname string
+	// Version is the tailscale.com release it runs; "" for the pinned one.
+	Version  string
 	StateDir string
 	Socket   string
 	Daemon   *Proc
@@ -35,9 +38,24 @@ const TailscaledPort = 41641
 func (l *Lab) Phone(h *Host) *Phone {
 	l.t.Helper()
 	tailscaled, tailscale := TailscaleBinaries(l.t)
+	return l.phone(h, "", tailscaled, tailscale)
+}
+
+// PhoneVersion is Phone running tailscale.com at version (such as
+// "v1.84.0") instead of the pinned one, as an app not updated for a while
+// does. The first use of a version builds it (see TailscaleBinariesVersion).
+func (l *Lab) PhoneVersion(h *Host, version string) *Phone {
+	l.t.Helper()
+	tailscaled, tailscale := TailscaleBinariesVersion(l.t, version)
+	return l.phone(h, version, tailscaled, tailscale)
+}
+
+func (l *Lab) phone(h *Host, version, tailscaled, tailscale string) *Phone {
+	l.t.Helper()
 	p := &Phone{
 		Host:      h,
 		Hostname:  h.Name,
+		Version:   version,
 		StateDir:  h.Dir + "/ts",
 		Socket:    h.Dir + "/ts/tailscaled.sock",
 		tailscale: tailscale,

@@ -12,6 +12,7 @@
 //	labtool whoami -listen ADDR [-poke ADDR] (TCP and UDP)
 //	labtool whoami-query -addr ADDR [-proto udp|tcp] [-lport N]
 //	labtool portmap -status FILE -port PROTO:INTERNAL[:EXTERNAL]… [-gateway ADDR] [-lifetime D]
+//	labtool flood -url URL [-duration D] [-workers N] [-reuse N] [-rate N] [-derpmap FILE]
 //
 // Exit status: 0 success, 1 failure, 2 usage, 3 (derp-probe) refused.
 package main
@@ -31,6 +32,7 @@ var commands = map[string]func(args []string) error{
 	"whoami":       whoami,
 	"whoami-query": whoamiQuery,
 	"portmap":      portmapRun,
+	"flood":        flood,
 }
 
 // exitError carries a specific exit status.
@@ -43,7 +45,7 @@ func (e exitError) Error() string { return e.err.Error() }
 
 func main() {
 	if len(os.Args) < 2 || commands[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: labtool http-get|dns-serve|dns-query|derp-probe|tcp-echo|tcp-check|whoami|whoami-query|portmap [flags]")
+		fmt.Fprintln(os.Stderr, "usage: labtool http-get|dns-serve|dns-query|derp-probe|tcp-echo|tcp-check|whoami|whoami-query|portmap|flood [flags]")
 		os.Exit(2)
 	}
 	if err := commands[os.Args[1]](os.Args[2:]); err != nil {
