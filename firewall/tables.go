@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
+	"tailscale.com/atomicfile"
 )
 
 // iptables-nft has no tables of its own in the kernel: the first chain or
@@ -82,7 +83,7 @@ func RecordTables(path string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileSync(path, append(b, '\n')); err != nil {
+	if err := writeRecord(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("firewall: recording tables: %w", err)
 	}
 	return nil
@@ -370,29 +371,12 @@ func (d nfDeletion) delete() error {
 	return nil
 }
 
-// writeFileSync writes path through a temporary file and fsync, so that
-// a power cut leaves either no record or a whole one.
-func writeFileSync(path string, b []byte) error {
+// writeRecord writes path through a temporary file and fsync, so that a
+// power cut leaves either no record or a whole one: it must survive the
+// crash it is for.
+func writeRecord(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return atomicfile.WriteFile(path, b, 0o600)
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"tailscale.com/atomicfile"
 )
 
 // sysctlFile, in the state dir, holds the values the agent changed, as
@@ -108,7 +110,7 @@ func (s sysctls) enableForwarding(v6 bool, wan string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileSync(s.saved, b); err != nil {
+	if err := writeRecord(s.saved, b); err != nil {
 		return nil, fmt.Errorf("saving sysctl values: %w", err)
 	}
 	var done []string
@@ -188,31 +190,14 @@ func writeSysctl(root, key, val string) error {
 // dotted turns "net/ipv4/ip_forward" into "net.ipv4.ip_forward".
 func dotted(key string) string { return strings.ReplaceAll(key, "/", ".") }
 
-// writeFileSync writes b to path atomically and durably: the restore file
-// must survive the crash it is for.
-func writeFileSync(path string, b []byte) error {
+// writeRecord writes path through a temporary file and fsync, so that a
+// power cut leaves either no record or a whole one: it must survive the
+// crash it is for.
+func writeRecord(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return atomicfile.WriteFile(path, b, 0o600)
 }
 
 func readSysctl(root, key string) (string, error) {
