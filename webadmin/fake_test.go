@@ -51,6 +51,7 @@ func newFakeBackend() *fakeBackend {
 				"gateway": map[string]any{"state": "Running", "tun": "homenet0", "firewall": "nftables", "connected": true,
 					"advertised_routes": []string{"192.168.1.0/24", "0.0.0.0/0", "::/0"}, "approved_routes": []string{"192.168.1.0/24"}, "exit_node": true, "wan": "eth0"},
 				"gateway_lan": map[string]any{"routes": []string{"192.168.1.0/24"}, "wan": "eth0", "why": []string{"eth1 holds 192.168.1.2/24 and is not the WAN"}},
+				"lan_dns":     map[string]any{"resolver": "192.168.1.1", "domains": []string{"lan"}, "why": "split DNS for lan via 192.168.1.1: domain from /etc/config/dhcp, dnsmasq listening on 192.168.1.1:53"},
 			},
 		},
 		nodes: []control.NodeInfo{

@@ -97,6 +97,14 @@ type lanStatus struct {
 	Why    []string       `json:"why"`
 }
 
+// lanDNSStatus is appliance.LANDNS: the home LAN's names phones resolve
+// on the road, or why they don't.
+type lanDNSStatus struct {
+	Resolver netip.Addr `json:"resolver"`
+	Domains  []string   `json:"domains"`
+	Why      string     `json:"why"`
+}
+
 // warning is something the owner should act on.
 type warning struct {
 	Message string `json:"message"`
@@ -113,6 +121,7 @@ type overview struct {
 	Portmap      *portmapStatus
 	Gateway      *gatewayStatus
 	LAN          *lanStatus
+	LANDNS       *lanDNSStatus
 	// Unapproved are the routes the gateway advertises that control has
 	// not approved.
 	Unapproved []netip.Prefix
@@ -148,6 +157,7 @@ func newOverview(st control.Status, serverURL string, pending int, now time.Time
 		Portmap:      decodeExtra[portmapStatus](st.Extra, "upnp"),
 		Gateway:      decodeExtra[gatewayStatus](st.Extra, "gateway"),
 		LAN:          decodeExtra[lanStatus](st.Extra, "gateway_lan"),
+		LANDNS:       decodeExtra[lanDNSStatus](st.Extra, "lan_dns"),
 	}
 	if o.Reachability != nil && o.Reachability.Case == "" {
 		o.Reachability = nil

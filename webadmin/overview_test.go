@@ -33,6 +33,7 @@ func TestOverviewReadsRealTypes(t *testing.T) {
 		// cannot import the appliance.
 		"reachability": map[string]any{"case": "none", "advice": "Run control on a VPS."},
 		"gateway_lan":  map[string]any{"routes": []string{"192.168.1.0/24"}, "why": []string{"found it"}},
+		"lan_dns":      map[string]any{"resolver": "192.168.1.1", "domains": []string{"lan"}, "why": "split DNS for lan via 192.168.1.1"},
 		"warnings":     []map[string]any{{"code": "port", "message": "Port 443 is taken.", "fix": "Free it."}},
 	}}
 	o := newOverview(st, "https://home.example.net", 0, t0)
@@ -55,6 +56,9 @@ func TestOverviewReadsRealTypes(t *testing.T) {
 	}
 	if o.Reachability == nil || o.Reachability.Case != "none" || o.LAN == nil || len(o.LAN.Why) != 1 {
 		t.Errorf("Reachability = %+v, LAN = %+v", o.Reachability, o.LAN)
+	}
+	if d := o.LANDNS; d == nil || d.Resolver != netip.MustParseAddr("192.168.1.1") || !slices.Equal(d.Domains, []string{"lan"}) || d.Why == "" {
+		t.Errorf("LANDNS = %+v", o.LANDNS)
 	}
 
 	want := []string{
