@@ -20,8 +20,10 @@ func fuzzHandler(f *testing.F, path string, h func(*Server) http.HandlerFunc) {
 	f.Add([]byte(`{"Version":1}`))
 	f.Add([]byte(`not json`))
 	f.Add([]byte(`{"Endpoints":["1.2.3.4:5","[fe80::1%eth0]:1"],"Stream":false,"OmitPeers":true}`))
+	// One server for every input: a new one each time (a database and a
+	// listener) held the fuzzer to a few inputs a second.
+	s := newTestServer(f, "100.86.0.0/16")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		s := newTestServer(t, "100.86.0.0/16")
 		ctx := context.WithValue(context.Background(), machineKeyCtx{}, key.NewMachine().Public())
 		ctx = context.WithValue(ctx, capVerCtx{}, tailcfg.CurrentCapabilityVersion) // past tooOld
 		req := httptest.NewRequestWithContext(ctx, "POST", path, bytes.NewReader(body))

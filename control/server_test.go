@@ -34,13 +34,13 @@ type testServer struct {
 	close func()
 }
 
-func newTestServer(t *testing.T, prefix string) *testServer {
+func newTestServer(t testing.TB, prefix string) *testServer {
 	t.Helper()
 	return openTestServer(t, filepath.Join(t.TempDir(), "homenet.db"), prefix)
 }
 
 // openTestServer starts a server on dbPath; mods change its Config first.
-func openTestServer(t *testing.T, dbPath, prefix string, mods ...func(*Config)) *testServer {
+func openTestServer(t testing.TB, dbPath, prefix string, mods ...func(*Config)) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, dbPath)
