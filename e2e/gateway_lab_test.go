@@ -288,18 +288,10 @@ func (n *gwNet) whoami(timeout time.Duration) (netip.Addr, error) {
 // stops: netfilter, policy rules, every routing table, the links, and the
 // sysctls the agent may touch. It is read from outside the gateway's mount
 // namespace, so it sees the iptables binaries even when the gateway hides
-// them. Nothing is left out; emptyTables names the tables that hold only
-// empty built-in chains with policy ACCEPT, as "iptables-legacy-save:
-// *nat", for checkAsBefore.
-func (n *gwNet) gwState(t *testing.T) (state string, emptyTables []string) {
+// them. Nothing is left out, empty tables included.
+func (n *gwNet) gwState(t *testing.T) string {
 	t.Helper()
-	secs := n.gwSections(t)
-	for _, s := range secs {
-		for _, e := range gwEmptyTables(s.out) {
-			emptyTables = append(emptyTables, s.cmd[0]+": "+e)
-		}
-	}
-	return gwJoin(secs), emptyTables
+	return gwJoin(n.gwSections(t))
 }
 
 // gwSection is one command's part of gwState.

@@ -43,7 +43,7 @@ func TestGateway(t *testing.T) {
 func testGateway(t *testing.T, opts gwOpts) {
 	n := newGwNet(t, opts)
 	n.settle(t)
-	before, beforeEmpty := n.gwState(t)
+	before := n.gwState(t)
 
 	up := n.start(t)
 	t.Logf("homenet serve start → gateway online with approved routes: %v", up.Round(time.Millisecond))
@@ -145,14 +145,14 @@ func testGateway(t *testing.T, opts gwOpts) {
 	if err := n.hn.Stop(); err != nil {
 		t.Errorf("homenet serve exited uncleanly on SIGTERM: %v", err)
 	}
-	n.checkAsBefore(t, "after SIGTERM", before, beforeEmpty)
+	n.checkAsBefore(t, "after SIGTERM", before)
 
 	// 6. kill -9, then a start cleans up what the dead run left, and a
 	// stop leaves nothing.
 	n.start(t)
 	n.waitServing(t, "after a restart")
 	n.hn.Kill()
-	if left, _ := n.gwState(t); left == before {
+	if left := n.gwState(t); left == before {
 		t.Errorf("kill -9 left nothing behind; the scenario tests nothing")
 	} else {
 		t.Logf("kill -9 left behind:\n%s", gwDiff(before, left))
@@ -162,17 +162,15 @@ func testGateway(t *testing.T, opts gwOpts) {
 	if err := n.hn.Stop(); err != nil {
 		t.Errorf("homenet serve exited uncleanly on SIGTERM: %v", err)
 	}
-	n.checkAsBefore(t, "after kill -9, start and stop", before, beforeEmpty)
+	n.checkAsBefore(t, "after kill -9, start and stop", before)
 }
 
 // checkAsBefore compares the gateway's state with the one before the first
 // start, all of it, empty tables included. The one difference allowed is
 // the one docs/config.md states: with iptables-legacy, the x_tables tables
 // homenet used and that were not there before stay, empty with policy
-// ACCEPT, since the kernel keeps them once instantiated. (The last
-// argument, the empty tables gwState returned with before, is not needed:
-// before holds them.)
-func (n *gwNet) checkAsBefore(t *testing.T, when, before string, _ []string) {
+// ACCEPT, since the kernel keeps them once instantiated.
+func (n *gwNet) checkAsBefore(t *testing.T, when, before string) {
 	t.Helper()
 	secs := n.gwSections(t)
 	var stay []string

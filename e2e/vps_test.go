@@ -75,7 +75,7 @@ func TestVPSJoin(t *testing.T) {
 	n := &gwNet{lab: l, gw: gw, lanHost: lanHost, inet: www, hn: hnVPS, phone: l.Phone(ph)}
 	n.fwKind, _ = firewall.Detect()
 	n.baseFirewall(t)
-	before, beforeEmpty := n.gwState(t)
+	before := n.gwState(t)
 
 	// The home: a key for a gateway, and init --join.
 	key, err := hnVPS.CreateKey("--gateway")
@@ -149,7 +149,7 @@ func TestVPSJoin(t *testing.T) {
 	if err := hnHome.Stop(); err != nil {
 		t.Errorf("the home agent exited uncleanly on SIGTERM: %v", err)
 	}
-	n.checkAsBefore(t, "after the home agent stopped", before, beforeEmpty)
+	n.checkAsBefore(t, "after the home agent stopped", before)
 }
 
 // initJoin runs `homenet init --join URL --auth-key KEY` on gw, as a user
