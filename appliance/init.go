@@ -311,6 +311,7 @@ func (in *initRun) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	in.warnFW4(&cfg)
 	if cfg.Joins() {
 		// No inbound connections: the agent dials out to its server.
 		in.res.ServerURL, in.res.Onboarding = cfg.Gateway.ControlURL, Onboarding{}

@@ -212,6 +212,8 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		statusExtra["gateway"] = func() any { return gw.Status() }
 		statusExtra["gateway_lan"] = func() any { return lan }
 		statusExtra["lan_dns"] = func() any { return lanDNS }
+		statusExtra["fw4"] = func() any { return checkFW4(cfg.Gateway.ExitNode) }
+		logFW4(cfg, logger)
 		vars.Set(metricsGateway, gw.ExpVar())
 	}
 

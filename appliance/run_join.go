@@ -51,6 +51,7 @@ func serveJoined(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer gw.Close()
+	logFW4(cfg, logger)
 
 	// Phones reach the agent directly through a forwarded WireGuard port;
 	// without one, through hole punching or the relay.
@@ -75,7 +76,7 @@ func serveJoined(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			Prefix6:   control.Prefix6,
 			Started:   started,
 			Joined:    true,
-			Extra:     joinedExtra(gw, lan, pm),
+			Extra:     joinedExtra(gw, lan, pm, cfg.Gateway.ExitNode),
 		}, nil
 	}}
 	errc := make(chan error, 1)
@@ -98,8 +99,8 @@ func serveJoined(ctx context.Context, cfg Config, logger *slog.Logger) error {
 }
 
 // joinedExtra is the status of a joined host's parts.
-func joinedExtra(gw *subnet.Agent, lan LAN, pm *portmap.Mapper) map[string]any {
-	m := map[string]any{"gateway": gw.Status(), "gateway_lan": lan}
+func joinedExtra(gw *subnet.Agent, lan LAN, pm *portmap.Mapper, exitNode bool) map[string]any {
+	m := map[string]any{"gateway": gw.Status(), "gateway_lan": lan, "fw4": checkFW4(exitNode)}
 	if pm != nil {
 		m["upnp"] = pm.Status()
 	}

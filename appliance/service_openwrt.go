@@ -27,15 +27,42 @@ const procdText = `#!/bin/sh /etc/rc.common
 # {{.Owner}}
 # homenet: Tailscale-compatible control server, DERP relay and subnet router.
 
-# shellcheck disable=SC2034 # rc.common reads USE_PROCD, START and STOP
+# shellcheck disable=SC2034 # rc.common reads USE_PROCD, START, STOP and EXTRA_*
 USE_PROCD=1
 START=80
 STOP=10
+EXTRA_COMMANDS="wan_rules"
+EXTRA_HELP="	wan_rules	Point homenet's fw4 WAN rules at the configured ports"
 
 PROG={{.Binary}}
 CONFIG={{.Config}}
 
+# wan_rules points the fw4 WAN rules homenet added (firewall.homenet_*,
+# tagged homenet_managed) at the ports the config listens on ("homenet
+# ports"), so that a changed listen port needs only a restart, and reloads
+# the firewall when one changed. Rules homenet did not add stay as they are.
+wan_rules() {
+	command -v uci >/dev/null || return 0
+	ports=$("$PROG" ports --config "$CONFIG") || return 0
+	changed=
+	while read -r proto port name _; do
+		[ -n "$name" ] || continue
+		rule=firewall.homenet_$(echo "$name" | tr '[:upper:]' '[:lower:]')
+		[ "$(uci -q get "$rule.homenet_managed")" = 1 ] || continue
+		[ "$(uci -q get "$rule.proto")" = "$proto" ] && [ "$(uci -q get "$rule.dest_port")" = "$port" ] && continue
+		uci set "$rule.proto=$proto"
+		uci set "$rule.dest_port=$port"
+		changed=1
+	done <<EOF
+$ports
+EOF
+	[ -n "$changed" ] || return 0
+	uci commit firewall
+	"$IPKG_INSTROOT/etc/init.d/firewall" reload
+}
+
 start_service() {
+	wan_rules
 	procd_open_instance
 	procd_set_param command "$PROG" serve --config "$CONFIG"
 	procd_set_param respawn 3600 5 5
@@ -48,7 +75,8 @@ start_service() {
 
 // ProcdScript returns the OpenWrt init script (/etc/init.d/homenet) that
 // runs homenet under procd: started late in boot (START=80), restarted when
-// it dies, reloaded when the config file changes, logging to logread. The
+// it dies, reloaded when the config file changes, logging to logread. Each
+// start first points homenet's fw4 WAN rules at the configured ports. The
 // OpenWrt package ships this same text with its own Owner
 // (packaging/openwrt).
 func ProcdScript(p ProcdParams) []byte {

@@ -66,6 +66,7 @@ func commands() []*command {
 		{name: "routes approve", args: []string{"ID", "PREFIX"}, short: "approve a route node ID advertises", flags: adminFlags, admin: routesApprove},
 		{name: "routes unapprove", args: []string{"ID", "PREFIX"}, short: "withdraw a route's approval", flags: adminFlags, admin: routesUnapprove},
 		{name: "status", short: "show the running server's status", flags: adminFlags, admin: status},
+		{name: "ports", short: "list the ports phones need to reach, from the configuration", long: portsLong, flags: portsFlags, run: ports},
 		{name: "version", short: "print versions", flags: jsonFlag, run: version},
 		{name: "selftest", short: "check that this binary works here (store, keys, relay on loopback)", long: selftestLong, flags: jsonFlag, run: selftest},
 		{name: "help", args: []string{"COMMAND"}, anyArgs: true, short: "explain a command", run: help},

@@ -193,6 +193,25 @@ func printGateway(w io.Writer, extra map[string]any) {
 	if reJSON(extra["lan_dns"], &ld) {
 		fmt.Fprintf(w, "  LAN DNS:\t%s\n", ld.Why)
 	}
+	printFW4(w, extra["fw4"])
+}
+
+// printFW4 says whether OpenWrt's fw4 lets the tunnel's traffic through,
+// and how to fix it when it does not. Without fw4 it prints nothing, and
+// so when reading nftables failed (no nf_tables: no fw4 either); --json
+// has the error.
+func printFW4(w io.Writer, v any) {
+	var fw appliance.FW4Status
+	switch {
+	case !reJSON(v, &fw):
+	case fw.Warning != nil:
+		fmt.Fprintf(w, "  fw4:\t%s\n", fw.Warning.Message)
+		fmt.Fprintf(w, "  Fix:\t%s\n", fw.Warning.Fix)
+	case fw.Present && fw.TunMatched:
+		fmt.Fprintf(w, "  fw4:\ta zone takes the tunnel's traffic (forward policy %s)\n", fw.ForwardPolicy)
+	case fw.Present:
+		fmt.Fprintf(w, "  fw4:\tforward policy %s: the tunnel's traffic passes\n", fw.ForwardPolicy)
+	}
 }
 
 // approvedRoutes says which advertised routes control approved, and

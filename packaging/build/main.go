@@ -4,6 +4,7 @@
 //	go run ./packaging/build                 # everything into dist/
 //	go run ./packaging/build -targets arm,mipsle -packages=false
 //	go run ./packaging/build -stock=false    # skip the stock tailscaled+derper comparison
+//	go run ./packaging/build -apk-key key.pem # sign the OpenWrt .apk packages
 //
 // Binaries are static (CGO_ENABLED=0), built with -trimpath, stripped
 // (-s -w, no build ID) and trimmed with tailscale's ts_omit_ tags
@@ -40,10 +41,11 @@ func main() {
 		version  = flag.String("version", "", "release `VERSION` as MAJOR.MINOR.PATCH[-BUILD] (default: from git)")
 		packages = flag.Bool("packages", true, "write the .ipk, .spk and .qpkg packages")
 		stock    = flag.Bool("stock", true, "also build a trimmed stock tailscaled and derper for amd64, for the size comparison")
+		apkKey   = flag.String("apk-key", "", "sign the OpenWrt .apk packages with the PEM private key (EC or RSA) in `FILE`; default: unsigned")
 	)
 	flag.Parse()
 	if err := run(context.Background(), os.Stdout, options{
-		out: *out, targets: *targets, version: *version, packages: *packages, stock: *stock,
+		out: *out, targets: *targets, version: *version, packages: *packages, stock: *stock, apkKey: *apkKey,
 	}); err != nil {
 		fmt.Fprintf(os.Stderr, "build: %v\n", err)
 		os.Exit(1)
@@ -53,6 +55,7 @@ func main() {
 type options struct {
 	out, targets, version string
 	packages, stock       bool
+	apkKey                string // PEM private key signing the .apk packages
 }
 
 // built is one release binary.
@@ -114,9 +117,15 @@ func run(ctx context.Context, w io.Writer, o options) error {
 
 	var pkgs []string
 	if o.packages {
+		var ow openwrt.Options
+		if o.apkKey != "" {
+			if ow.APKKey, err = openwrt.LoadAPKKey(o.apkKey); err != nil {
+				return err
+			}
+		}
 		for _, b := range bins {
 			for _, build := range []func(string, packaging.Target, packaging.Version, string) ([]string, error){
-				openwrt.Build, synology.Build, qnap.Build,
+				ow.Build, synology.Build, qnap.Build,
 			} {
 				ps, err := build(outDir, b.target, v, b.path)
 				if err != nil {

@@ -14,8 +14,9 @@
 //
 // State lives in /etc/homenet/state because /var is RAM on OpenWrt.
 //
-// OpenWrt 25.12 uses apk v3 packages instead, which need apk-tools v3 to
-// build (see docs/install.md).
+// For OpenWrt 25.12, which replaced opkg with apk-tools 3, it also builds
+// an .apk (apk.go) with the same files, written by packaging/internal/adb
+// in Go, so that building needs no apk-tools; see docs/install.md.
 package openwrt
 
 import (
@@ -27,6 +28,7 @@ import (
 
 	"homenet/appliance"
 	"homenet/packaging"
+	"homenet/packaging/internal/adb"
 	"homenet/packaging/internal/archive"
 )
 
@@ -49,17 +51,21 @@ const (
 // no libc.
 const Depends = "kmod-tun, ca-bundle"
 
-// Scripts are the shell scripts of the package, by path in the package
-// ("control/…" for opkg's maintainer scripts, else the data path), for
-// tests that check their syntax.
+// Scripts are the shell scripts of the packages, by path in the package
+// ("control/…" for opkg's maintainer scripts, "apk/…" for the .apk's,
+// else the data path), for tests that check their syntax.
 func Scripts() map[string][]byte {
-	return map[string][]byte{
+	m := map[string][]byte{
 		"control/postinst":  file("postinst"),
 		"control/prerm":     file("prerm"),
 		"control/prerm-pkg": file("prerm-pkg"),
 		InitPath:            InitScript(),
 		UCIDefaultPath:      file("uci-defaults"),
 	}
+	for name, b := range APKScripts() {
+		m["apk/"+name] = b
+	}
+	return m
 }
 
 // Owner is the first comment of the package's init script. It is not
@@ -169,15 +175,38 @@ func (p Package) Write(dir string) (string, error) {
 	return out, nil
 }
 
-// Build writes one .ipk per OpenWrt architecture of t, all holding binary.
+// Build writes one .ipk and one unsigned .apk per OpenWrt architecture of
+// t, all holding binary.
 func Build(dir string, t packaging.Target, v packaging.Version, binary string) ([]string, error) {
+	return Options{}.Build(dir, t, v, binary)
+}
+
+// Options are the choices of a build.
+type Options struct {
+	// APKKey signs the .apk packages; nil leaves them unsigned (installed
+	// with apk add --allow-untrusted).
+	APKKey *adb.Key
+}
+
+// LoadAPKKey reads a PEM private key (EC or RSA, as apk and abuild keys
+// are) for Options.APKKey.
+func LoadAPKKey(path string) (*adb.Key, error) { return adb.LoadKey(path) }
+
+// Build writes one .ipk and one .apk per OpenWrt architecture of t, all
+// holding binary.
+func (o Options) Build(dir string, t packaging.Target, v packaging.Version, binary string) ([]string, error) {
 	var out []string
 	for _, arch := range t.OpenWrt {
-		p, err := Package{Arch: arch, Version: v, Binary: binary}.Write(dir)
+		p := Package{Arch: arch, Version: v, Binary: binary}
+		ipk, err := p.Write(dir)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, p)
+		apk, err := p.WriteAPK(dir, o.APKKey)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ipk, apk)
 	}
 	return out, nil
 }

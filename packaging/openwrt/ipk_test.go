@@ -163,18 +163,22 @@ func TestIPKDeterministic(t *testing.T) {
 	}
 }
 
-func TestIPKBuildOnePerArch(t *testing.T) {
+func TestBuildOnePerArch(t *testing.T) {
 	dir := t.TempDir()
 	tgt, _ := packaging.LookupTarget("arm64")
 	paths, err := Build(dir, tgt, testVersion, pkgtest.FakeBinary(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(paths) != len(tgt.OpenWrt) {
-		t.Fatalf("Build wrote %d packages, want one per arch %v", len(paths), tgt.OpenWrt)
+	if len(paths) != 2*len(tgt.OpenWrt) {
+		t.Fatalf("Build wrote %d packages, want an .ipk and an .apk per arch %v", len(paths), tgt.OpenWrt)
 	}
 	for i, p := range paths {
-		if want := "homenet_1.2.3-r45_" + tgt.OpenWrt[i] + ".ipk"; filepath.Base(p) != want {
+		want := "homenet_1.2.3-r45_" + tgt.OpenWrt[i/2] + ".ipk"
+		if i%2 == 1 {
+			want = "homenet-1.2.3-r45_" + tgt.OpenWrt[i/2] + ".apk"
+		}
+		if filepath.Base(p) != want {
 			t.Errorf("package %d = %s, want %s", i, filepath.Base(p), want)
 		}
 	}
