@@ -112,8 +112,9 @@ func (s *Server) tailNodeLocked(n *node, now time.Time, self bool) *tailcfg.Node
 }
 
 // fullMapLocked is the first message of every map stream: the whole
-// network as viewer sees it.
-func (s *Server) fullMapLocked(viewer *node, now time.Time, local bool) *tailcfg.MapResponse {
+// network as viewer sees it. The peers are the shared JSON of each
+// (peerJSONLocked); encode it with encodeFullMap.
+func (s *Server) fullMapLocked(viewer *node, now time.Time, local bool) *fullMap {
 	res := &tailcfg.MapResponse{
 		Node:            s.tailNodeLocked(viewer, now, true),
 		DERPMap:         s.derpMapLocked(local),
@@ -124,14 +125,22 @@ func (s *Server) fullMapLocked(viewer *node, now time.Time, local bool) *tailcfg
 		CollectServices: opt.False,
 		ControlTime:     &now,
 		Debug:           &tailcfg.Debug{DisableLogTail: true},
-		Peers:           []*tailcfg.Node{},
 	}
+	fm := &fullMap{head: res, peers: make([][]byte, 0, len(s.ids))}
 	for _, id := range s.sortedIDsLocked() {
-		if id != viewer.ID {
-			res.Peers = append(res.Peers, s.tailNodeLocked(s.nodes[id], now, false))
+		if id == viewer.ID {
+			continue
 		}
+		j, err := s.peerJSONLocked(s.nodes[id], now)
+		if err != nil {
+			// A tailcfg.Node always encodes; if one didn't, the
+			// others are still worth having.
+			s.log.Error("control: full map", "err", err)
+			continue
+		}
+		fm.peers = append(fm.peers, j)
 	}
-	return res
+	return fm
 }
 
 // sortedIDsLocked returns the node IDs in order. The slice is the server's

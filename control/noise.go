@@ -78,19 +78,26 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), machineKeyCtx{}, conn.Peer())
 	ctx = context.WithValue(ctx, capVerCtx{}, tailcfg.CapabilityVersion(conn.ProtocolVersion()))
 	ctx = context.WithValue(ctx, localCtx{}, isLocalRequest(r))
+	var h2 http2.Server
+	h2.ServeConn(conn, &http2.ServeConnOpts{
+		Context: ctx,
+		BaseConfig: &http.Server{
+			Handler:           s.noiseHandler,
+			ReadHeaderTimeout: 30 * time.Second,
+		},
+	})
+}
+
+// newNoiseHandler serves the requests inside Noise. It is built once and
+// shared by every connection (what differs is in the request's context):
+// a mux of its own cost each of N map sessions a few KiB.
+func (s *Server) newNoiseHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /machine/register", s.serveRegister)
 	mux.HandleFunc("POST /machine/map", s.serveMap)
 	mux.HandleFunc("POST /machine/update-health", discard(http.StatusNoContent))
 	mux.HandleFunc("POST /machine/set-dns", discard(http.StatusNotImplemented))
-	var h2 http2.Server
-	h2.ServeConn(conn, &http2.ServeConnOpts{
-		Context: ctx,
-		BaseConfig: &http.Server{
-			Handler:           http.MaxBytesHandler(s.limitNoise(mux), maxRequestBody),
-			ReadHeaderTimeout: 30 * time.Second,
-		},
-	})
+	return http.MaxBytesHandler(s.limitNoise(mux), maxRequestBody)
 }
 
 func discard(code int) http.HandlerFunc {

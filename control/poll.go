@@ -63,7 +63,7 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "node not registered", http.StatusForbidden)
 		return
 	}
-	n.capVer = req.Version
+	n.setCapVer(req.Version)
 	switch {
 	case req.ReadOnly || r.Context().Err() != nil:
 	case !req.Stream:
@@ -72,13 +72,13 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 		s.fillFromStreamLocked(r.Context(), n, &req)
 	}
 	if !req.Stream {
-		var res *tailcfg.MapResponse
+		var fm *fullMap
 		if !req.OmitPeers {
-			res = s.fullMapLocked(n, time.Now(), isLocal(r))
+			fm = s.fullMapLocked(n, time.Now(), isLocal(r))
 		}
 		s.mu.Unlock()
-		if res != nil {
-			s.send(w, encodeFrame(res, req.Compress == "zstd"))
+		if fm != nil {
+			s.send(w, s.encodeFullMap(r.Context(), fm, req.Compress == "zstd"))
 		}
 		return
 	}
@@ -90,16 +90,23 @@ func (s *Server) serveMap(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.endSession(ms)
 
-	// The first message is the largest by far: encode it unlocked.
-	s.stream(ctx, w, ms, encodeFrame(first, ms.compress))
-}
-
-// stream sends first, then deltas whenever something changes, and
-// keep-alives in between, until ctx ends or a write fails.
-func (s *Server) stream(ctx context.Context, w http.ResponseWriter, ms *mapSession, first frame) {
-	if !s.send(w, first) {
+	// The first message is the largest by far: encode it unlocked, once
+	// it may be sent (sendSlot).
+	release, err := s.sendSlot(ctx)
+	if err != nil {
 		return
 	}
+	f := s.encodeFullMap(ctx, first, ms.compress)
+	ok := s.send(w, f)
+	release()
+	if ok {
+		s.stream(ctx, w, ms)
+	}
+}
+
+// stream sends deltas whenever something changes, and keep-alives in
+// between, until ctx ends or a write fails.
+func (s *Server) stream(ctx context.Context, w http.ResponseWriter, ms *mapSession) {
 	keepAlive := time.NewTimer(keepAliveBase + rand.N(9*time.Second))
 	defer keepAlive.Stop()
 	for {
@@ -108,7 +115,7 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, ms *mapSessi
 		case <-ctx.Done():
 			return
 		case <-keepAlive.C:
-			f = encodeFrame(&tailcfg.MapResponse{KeepAlive: true}, ms.compress)
+			f = s.encodeFrame(&tailcfg.MapResponse{KeepAlive: true}, ms.compress)
 		case <-ms.wake:
 			s.mu.Lock()
 			f = s.deltaLocked(ms, time.Now())
@@ -150,7 +157,7 @@ func (s *Server) applyUpdateLocked(ctx context.Context, n *node, req *tailcfg.Ma
 		if durableHostinfoChanged(n.Hostinfo, hi) {
 			u.save, u.full = true, true
 		}
-		n.Hostinfo = hi.Clone()
+		n.setHostinfo(hi)
 	}
 	s.commitLocked(ctx, n, u)
 }
@@ -340,7 +347,7 @@ func (s *Server) deltaLocked(ms *mapSession, now time.Time) frame {
 	}
 	for _, it := range items {
 		if it.kind == itemSelf {
-			return encodeFrame(s.renderDeltaLocked(items, now, ms.local), ms.compress)
+			return s.encodeFrame(s.renderDeltaLocked(items, now, ms.local), ms.compress)
 		}
 		ck = binary.AppendUvarint(append(ck, it.kind), uint64(it.id))
 	}
@@ -350,7 +357,7 @@ func (s *Server) deltaLocked(ms *mapSession, now time.Time) frame {
 	}
 	f, ok := s.frames[string(ck)]
 	if !ok {
-		f = encodeFrame(s.renderDeltaLocked(items, now, ms.local), ms.compress)
+		f = s.encodeFrame(s.renderDeltaLocked(items, now, ms.local), ms.compress)
 		s.frames[string(ck)] = f
 	}
 	return f
@@ -437,21 +444,34 @@ type frame struct {
 // encodeFrame renders a map message as clients read it: a little-endian
 // uint32 length, then the JSON, zstd-compressed when the client asked for
 // it (all do).
-func encodeFrame(res *tailcfg.MapResponse, compress bool) frame {
+func (s *Server) encodeFrame(res *tailcfg.MapResponse, compress bool) frame {
 	j, err := json.Marshal(res)
 	if err != nil {
 		return frame{err: fmt.Errorf("encoding map response: %w", err)}
 	}
-	b := make([]byte, 4, 4+len(j))
-	if compress {
-		// A default encoder keeps about 9 MiB of tables and history, one
-		// per concurrent encode; these options keep about 0.5 MiB and
-		// compress map responses as well.
-		b = zstdframe.AppendEncode(b, j, zstdframe.FastestCompression, zstdframe.LowMemory(true), zstdframe.MaxWindowSize(64<<10))
-	} else {
-		b = append(b, j...)
+	return s.jsonFrame(j, compress)
+}
+
+// jsonFrame frames the JSON message j. The frame is allocated at its
+// exact size: frames wait in memory while slow clients read them, and in
+// the delta cache, and a compressed one is a tenth of the JSON.
+func (s *Server) jsonFrame(j []byte, compress bool) frame {
+	if !compress {
+		b := make([]byte, 4+len(j))
+		binary.LittleEndian.PutUint32(b, uint32(len(j)))
+		copy(b[4:], j)
+		return frame{b: b}
 	}
-	binary.LittleEndian.PutUint32(b, uint32(len(b)-4))
+	bp := s.getBuf()
+	defer s.putBuf(bp)
+	// A default encoder keeps about 9 MiB of tables and history, one per
+	// concurrent encode; these options keep about 0.5 MiB and compress
+	// map responses as well.
+	z := zstdframe.AppendEncode((*bp)[:0], j, zstdframe.FastestCompression, zstdframe.LowMemory(true), zstdframe.MaxWindowSize(64<<10))
+	*bp = z
+	b := make([]byte, 4+len(z))
+	binary.LittleEndian.PutUint32(b, uint32(len(z)))
+	copy(b[4:], z)
 	return frame{b: b}
 }
 

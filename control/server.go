@@ -70,6 +70,14 @@ type Server struct {
 	gen          uint64           // the last change's generation
 	frames       map[string]frame // deltas of generation framesAt, by deltaLocked's key
 	framesAt     [2]uint64        // gen and derpGen the frames are for
+	// encodeSlots bounds the full maps being encoded at once
+	// (encodeFullMap), sendSlots those being encoded or sent (sendSlot);
+	// bufs holds their scratch buffers (getBuf).
+	encodeSlots chan struct{}
+	sendSlots   chan struct{}
+	bufs        sync.Pool
+	// noiseHandler serves every Noise connection (newNoiseHandler).
+	noiseHandler http.Handler
 	closed       bool
 	done         chan struct{} // closed by Close
 
@@ -87,6 +95,11 @@ type node struct {
 	// change with every network move, too often for flash, so they are
 	// saved only with other changes and at Close.
 	unsaved bool
+	// peerJSON is the node as peers see it, shared by every full map
+	// until it changes (peerJSONLocked); peerExpired is whether it was
+	// rendered as expired.
+	peerJSON    []byte
+	peerExpired bool
 }
 
 // noiseKeySetting is the store setting holding the TS2021 private key. It
@@ -107,21 +120,24 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("control: bad server URL %q", cfg.ServerURL)
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		domain:    cfg.DNS.baseDomain(),
-		dns:       cfg.DNS.tailcfg(),
-		started:   time.Now(),
-		nodes:     map[tailcfg.NodeID]*node{},
-		byNodeKey: map[key.NodePublic]*node{},
-		byMachine: map[key.MachinePublic]*node{},
-		pending:   map[string]*pendingReg{},
-		sessions:  map[*mapSession]bool{},
-		frames:    map[string]frame{},
-		derpMap:   &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}},
-		done:      make(chan struct{}),
-		limits:    newLimits(),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		domain:      cfg.DNS.baseDomain(),
+		dns:         cfg.DNS.tailcfg(),
+		started:     time.Now(),
+		nodes:       map[tailcfg.NodeID]*node{},
+		byNodeKey:   map[key.NodePublic]*node{},
+		byMachine:   map[key.MachinePublic]*node{},
+		pending:     map[string]*pendingReg{},
+		sessions:    map[*mapSession]bool{},
+		frames:      map[string]frame{},
+		encodeSlots: newEncodeSlots(),
+		sendSlots:   newSendSlots(),
+		derpMap:     &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}},
+		done:        make(chan struct{}),
+		limits:      newLimits(),
 	}
+	s.noiseHandler = s.newNoiseHandler()
 	if s.noiseKey, err = loadOrCreateNoiseKey(ctx, cfg.Store); err != nil {
 		return nil, err
 	}
@@ -336,6 +352,9 @@ type change struct {
 // deltas from, so a delta costs what changed, not the size of the tailnet.
 // Entries every session has read are dropped now and then.
 func (s *Server) logChangeLocked(id tailcfg.NodeID, patch bool) {
+	if n := s.nodes[id]; n != nil {
+		n.invalidatePeer()
+	}
 	s.gen++
 	s.changes = append(s.changes, change{s.gen, id, patch})
 	if len(s.changes) < 64+2*len(s.ids) {

@@ -588,10 +588,10 @@ func TestLocalDERPMap(t *testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, b := s.nodes[s.ids[0]], s.nodes[s.ids[1]]
-	if got := s.fullMapLocked(a, time.Now(), true).DERPMap; got != local {
+	if got := s.fullMapLocked(a, time.Now(), true).head.DERPMap; got != local {
 		t.Errorf("full map of a local client has DERP map %v, want the local one", got)
 	}
-	if got := s.fullMapLocked(a, time.Now(), false).DERPMap; got != public {
+	if got := s.fullMapLocked(a, time.Now(), false).head.DERPMap; got != public {
 		t.Errorf("full map of a remote client has DERP map %v, want the public one", got)
 	}
 	sl := s.startSessionLocked(a, func() {}, false, true)
