@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -51,6 +52,7 @@ type Agent struct {
 	wan    string
 	sysctl sysctls
 	setSys []string // sysctls set, for Status
+	mem    Memory   // engine settings for the memory limit
 
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -146,9 +148,13 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, retErr error) {
 		a.log.Info("gateway: forwarding on", "set", a.setSys, "restore_file", a.sysctl.saved)
 	}
 
+	if a.mem, err = currentMemory(); err != nil {
+		a.log.Warn("gateway: "+err.Error(), "using", a.mem)
+	}
 	if err := a.startEngine(); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	a.fitMemory()
 	if err := a.login(ctx, true); err != nil {
 		// A missing or refused key must not stop the agent: a restart
 		// would only redo the netfilter rules. loginLoop tries again.
@@ -159,14 +165,16 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, retErr error) {
 	// From here on the agent lives until Close, whatever ctx does.
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	a.wg.Add(4)
+	a.wg.Add(5)
+	go a.keepFitting(runCtx)
 	go a.watch(runCtx)
 	go a.loginLoop(runCtx)
 	go a.watchEngine(runCtx)
 	go a.checkKnown(runCtx)
 	a.serveLocalAPI(runCtx)
 	a.log.Info("gateway: engine up", "tun", cfg.Tun, "advertise", a.routes, "netfilter", a.fw.Name(),
-		"wan", a.wan, "masquerade", cfg.MasqueradeLAN, "table", Table, "rule_prefs", RulePrefs, "localapi", a.socket)
+		"wan", a.wan, "masquerade", cfg.MasqueradeLAN, "table", Table, "rule_prefs", RulePrefs, "localapi", a.socket,
+		"udp_receive_buffer", a.mem.UDPReceiveBuffer, "tun_batch", a.mem.TUNBatch)
 	return a, nil
 }
 
@@ -300,6 +308,9 @@ func (a *Agent) startEngine() error {
 	if err != nil {
 		tstun.Diagnose(logf, a.cfg.Tun, err)
 		return fmt.Errorf("creating TUN %s: %w", a.cfg.Tun, err)
+	}
+	if dev, err = limitTUNBatch(dev, name, a.mem.TUNBatch); err != nil {
+		a.log.Warn("gateway: TUN batch left at its size", "err", err)
 	}
 	rtr, err := NewRouter(RouterConfig{
 		Tun:      name,
@@ -681,4 +692,41 @@ func (a *Agent) Close() error {
 		a.log.Info("gateway: stopped; routes, rules, netfilter rules and sysctls are as before")
 	}
 	return a.closeErr
+}
+
+// memoryRecheck is how often the agent looks for new UDP sockets (magicsock
+// rebinds when the network changes) to cap their buffers.
+const memoryRecheck = 10 * time.Second
+
+// fitMemory applies a.mem to the engine's sockets.
+func (a *Agent) fitMemory() {
+	if a.mem.UDPReceiveBuffer == 0 {
+		return
+	}
+	n, err := capUDPReceiveBuffers(a.cfg.ListenPort, a.mem.UDPReceiveBuffer)
+	if err != nil {
+		a.log.Warn("gateway: capping the UDP receive buffers", "err", err)
+	}
+	if n > 0 {
+		a.log.Info("gateway: UDP receive buffers capped for the memory limit", "sockets", n,
+			"bytes", a.mem.UDPReceiveBuffer, "memory_limit_mib", debug.SetMemoryLimit(-1)>>20)
+	}
+}
+
+// keepFitting reapplies a.mem every memoryRecheck until ctx is done.
+func (a *Agent) keepFitting(ctx context.Context) {
+	defer a.wg.Done()
+	if a.mem.UDPReceiveBuffer == 0 {
+		return
+	}
+	t := time.NewTicker(memoryRecheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.fitMemory()
+		}
+	}
 }
