@@ -41,15 +41,32 @@ type controlPlan struct {
 	joins       int           // new nodes joining, one after another
 	profileFor  time.Duration // when > 0: change endpoints back to back this long (profile pass)
 	concurrency int           // parallel registrations and map requests
+	// burst opens all N streams at once, as a load generator that starts N
+	// clients does, instead of concurrency at a time. The server then has
+	// N first maps to render and send together.
+	burst bool
+}
+
+// streamsAtOnce is how many map streams the plan opens in parallel.
+func (p controlPlan) streamsAtOnce() int {
+	if p.burst {
+		return p.n
+	}
+	return p.concurrency
 }
 
 // controlResult is what one N measured.
 type controlResult struct {
-	n            int
-	registerAll  time.Duration // register N nodes
-	registerCPU  time.Duration // server CPU for that
-	streamAll    time.Duration // open N streams until quiet
-	rssAtN       int64
+	n           int
+	registerAll time.Duration // register N nodes
+	registerCPU time.Duration // server CPU for that
+	streamAll   time.Duration // open N streams until quiet
+	rssAtN      int64
+	rssAfter    int64 // VmRSS right after the joins
+	rssPeak     int64 // VmHWM at the end: the most the server ever held
+	// mem are the server's Go memory statistics at the moments the RSS
+	// was read, when it serves pprof (helper runs only).
+	mem          []memSnapshot
 	changeLat    []time.Duration // per change: until the last session had it
 	joinLat      []time.Duration
 	changeCPU    time.Duration // server CPU per change
@@ -78,7 +95,7 @@ func rowControl(e *env) ([]Row, error) {
 	}
 	e.command("homenet serve --config FILE   # control on 127.0.0.1, relay on, gateway off (row 3)")
 
-	var results []controlResult
+	var results, bursts []controlResult
 	for _, n := range ns {
 		plan := controlPlan{n: n, changes: 30, joins: 10, concurrency: 16}
 		switch {
@@ -93,6 +110,19 @@ func rowControl(e *env) ([]Row, error) {
 			return nil, fmt.Errorf("N=%d: %w", n, err)
 		}
 		results = append(results, res)
+		// The load generator's shape: N clients start together and hold
+		// their sessions, then 5 timed joins. Only memory and the joins
+		// are reported; no endpoint changes.
+		burst := controlPlan{n: n, joins: 5, concurrency: 16, burst: true}
+		if e.opts.short {
+			burst.joins = 2
+		}
+		e.logf("row 3: N=%d, all streams at once, %d joins …", n, burst.joins)
+		res, err = controlRun(e, []string{bin, "serve", "--config"}, nil, burst, "")
+		if err != nil {
+			return nil, fmt.Errorf("N=%d, streams at once: %w", n, err)
+		}
+		bursts = append(bursts, res)
 	}
 
 	// Profile pass: the same server code (appliance.Serve) in the bench
@@ -119,7 +149,24 @@ func rowControl(e *env) ([]Row, error) {
 		e.profileOf("3-heap", fmt.Sprintf("in-use heap of homenet serve with N=%d map sessions open, after a GC", pn),
 			strings.TrimSuffix(profPath, ".pb.gz")+"-heap.pb.gz", "-sample_index=inuse_space")
 	}
-	return controlRows(results), nil
+	rows := append(controlRows(results), burstRows(bursts)...)
+
+	// Memory pass: the load generator's shape in the helper, whose Go
+	// memory statistics say where the RSS is at each moment it is read.
+	memPath := filepath.Join(e.work, "profile-3-mem.pb.gz")
+	e.logf("row 3: memory pass at N=%d, all streams at once, then joins …", pn)
+	mem, err := controlRun(e, []string{self, "helper", "serve", "-config"}, nil,
+		controlPlan{n: pn, joins: 5, concurrency: 16, burst: true}, memPath)
+	if err != nil {
+		e.logf("row 3: memory pass: %v", err)
+		return rows, nil
+	}
+	e.profileOf("3-alloc", fmt.Sprintf("bytes allocated by homenet serve while N=%d clients opened their streams at once and 5 joined", pn),
+		strings.TrimSuffix(memPath, ".pb.gz")+"-heap.pb.gz", "-sample_index=alloc_space")
+	if i := len(rows) - 1; i >= 0 {
+		rows[i].Notes = append(rows[i].Notes, memNotes(mem)...)
+	}
+	return rows, nil
 }
 
 // controlRows turns the results into table rows: absolute figures, and
@@ -154,12 +201,49 @@ func controlRows(results []controlResult) []Row {
 				m("bytes sent per change (all sessions)", "KiB", float64(r.changeBytes)/1024, float64(base.changeBytes)/1024),
 				m("bytes sent per join (all sessions)", "KiB", float64(r.joinBytes)/1024, float64(base.joinBytes)/1024),
 				m("server RSS with N streaming", "MiB", mib(r.rssAtN), mib(base.rssAtN)),
+				m("server RSS after the joins", "MiB", mib(r.rssAfter), mib(base.rssAfter)),
+				m("server peak RSS (VmHWM)", "MiB", mib(r.rssPeak), mib(base.rssPeak)),
 			},
 		}
-		row.Notes = append(row.Notes, fmt.Sprintf("%d endpoint changes and %d joins, one at a time; open N streams until quiet: %v",
+		row.Notes = append(row.Notes, fmt.Sprintf("%d endpoint changes and %d joins, one at a time; open N streams (16 at a time) until quiet: %v",
 			len(r.changeLat), len(r.joinLat), r.streamAll.Round(time.Millisecond)))
 		if r.n == base.n {
 			row.Notes = append(row.Notes, "no reference control server is available here (headscale is not part of this module): absolute figures; larger N are compared with this N. The simulated clients (one Noise connection and zstd decoder each) run in the bench process and share the CPUs with the server, so latencies at large N include their decoding; CPU and bytes are the server's alone (/proc/PID/task/*/schedstat, /proc/PID/io wchar)")
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// burstRows are the load generator's shape: N clients open their streams
+// all at once and hold them, then nodes join one at a time. Memory and
+// the joins only; each N is compared with the smallest.
+func burstRows(results []controlResult) []Row {
+	if len(results) == 0 {
+		return nil
+	}
+	var rows []Row
+	base := results[0]
+	for _, r := range results {
+		m := func(name, unit string, v, ref float64) Metric {
+			mt := Metric{Name: name, Unit: unit, Value: v}
+			if r.n != base.n {
+				mt = mt.withRef(fmt.Sprintf("N=%d", base.n), ref)
+			}
+			return mt
+		}
+		row := Row{ID: "3", Name: "control-plane scale", Case: fmt.Sprintf("N=%d, streams opened at once", r.n),
+			Metrics: []Metric{
+				m("open N streams at once until quiet", "ms", ms(r.streamAll), ms(base.streamAll)),
+				m("join → all sessions, p50", "ms", ms(median(r.joinLat)), ms(median(base.joinLat))),
+				m("join → all sessions, p99", "ms", ms(percentile(r.joinLat, 99)), ms(percentile(base.joinLat, 99))),
+				m("server RSS with N streaming", "MiB", mib(r.rssAtN), mib(base.rssAtN)),
+				m("server RSS after the joins", "MiB", mib(r.rssAfter), mib(base.rssAfter)),
+				m("server peak RSS (VmHWM)", "MiB", mib(r.rssPeak), mib(base.rssPeak)),
+			},
+		}
+		if r.n == base.n {
+			row.Notes = append(row.Notes, "the shape of a load generator that starts N clients together: registered 16 at a time, then all N streams opened at once; once every session is quiet, nodes join one at a time. RSS is read once the sessions are quiet, right after the last join, and VmHWM (the peak) then")
 		}
 		rows = append(rows, row)
 	}
@@ -235,7 +319,7 @@ func controlRun(e *env, serverArgs []string, env []string, plan controlPlan, pro
 	// the server has gone quiet (every stream's start is news to the
 	// others).
 	start := time.Now()
-	if err := parallel(plan.concurrency, nodes, func(sn *simNode) error { return f.stream(ctx, sn) }); err != nil {
+	if err := parallel(plan.streamsAtOnce(), nodes, func(sn *simNode) error { return f.stream(ctx, sn) }); err != nil {
 		return res, fmt.Errorf("opening map streams: %w", err)
 	}
 	if err := f.quiet(ctx, nodes, 60*time.Second+time.Duration(plan.n)*50*time.Millisecond); err != nil {
@@ -245,11 +329,28 @@ func controlRun(e *env, serverArgs []string, env []string, plan controlPlan, pro
 	if res.rssAtN, err = rss(srv.pid()); err != nil {
 		return res, err
 	}
+	// snap records the Go heap beside the RSS, as it is (no GC forced)
+	// or after a GC: the runtime returns freed memory to the OS lazily.
+	snap := func(moment string, gc bool) error {
+		if profPath == "" {
+			return nil
+		}
+		m, err := readMemSnapshot(ctx, srv.pid(), pprofAddr, gc)
+		if err != nil {
+			return fmt.Errorf("memory statistics %s: %w", moment, err)
+		}
+		m.moment = moment
+		res.mem = append(res.mem, m)
+		return nil
+	}
+	if err := snap("with N streams open, once quiet", false); err != nil {
+		return res, err
+	}
+	heapPath := strings.TrimSuffix(profPath, ".pb.gz") + "-heap.pb.gz"
 
 	var prof chan error
-	if profPath != "" {
+	if plan.profileFor > 0 {
 		// What the N sessions hold, before the CPU profile's changes.
-		heapPath := strings.TrimSuffix(profPath, ".pb.gz") + "-heap.pb.gz"
 		if err := fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", pprofAddr), heapPath); err != nil {
 			return res, fmt.Errorf("heap profile: %w", err)
 		}
@@ -267,7 +368,7 @@ func controlRun(e *env, serverArgs []string, env []string, plan controlPlan, pro
 	}
 	changes := 0
 	for i := 0; ; i++ {
-		if profPath != "" {
+		if prof != nil {
 			if done(prof) {
 				break
 			}
@@ -287,7 +388,7 @@ func controlRun(e *env, serverArgs []string, env []string, plan controlPlan, pro
 	w1, _ := bytesWritten(srv.pid())
 	res.changeCPU = cpu / time.Duration(max(1, changes))
 	res.changeBytes = (w1 - w0) / int64(max(1, changes))
-	if profPath != "" {
+	if prof != nil {
 		if err := <-prof; err != nil {
 			return res, fmt.Errorf("profile: %w", err)
 		}
@@ -311,6 +412,24 @@ func controlRun(e *env, serverArgs []string, env []string, plan controlPlan, pro
 		w1, _ = bytesWritten(srv.pid())
 		res.joinCPU = cpu / time.Duration(plan.joins)
 		res.joinBytes = (w1 - w0) / int64(plan.joins)
+	}
+	if res.rssAfter, err = rss(srv.pid()); err != nil {
+		return res, err
+	}
+	if res.rssPeak, err = procStatus(srv.pid(), "VmHWM"); err != nil {
+		return res, err
+	}
+	if profPath != "" {
+		if err := snap("right after the joins", false); err != nil {
+			return res, err
+		}
+		if err := snap("after the joins and a forced GC", true); err != nil {
+			return res, err
+		}
+		// Everything allocated since the start, for alloc_space.
+		if err := fetchProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/heap", pprofAddr), heapPath); err != nil {
+			return res, fmt.Errorf("heap profile: %w", err)
+		}
 	}
 	res.messagesSeen = f.msgs.Load()
 	select {
@@ -647,4 +766,95 @@ func (f *fleet) close() {
 			sn.client.Close()
 		}
 	}
+}
+
+// memSnapshot is a server's memory at one moment: the kernel's view and
+// the Go runtime's (runtime.MemStats, as /debug/pprof/heap?debug=1
+// prints it).
+type memSnapshot struct {
+	moment     string
+	rss, peak  int64
+	goroutines int
+	stats      map[string]int64 // HeapInuse, HeapIdle, HeapReleased, Stack (in use), Sys, NumGC, …
+}
+
+// readMemSnapshot reads pid's RSS and the MemStats of its pprof server at
+// addr, after a GC when gc is set.
+func readMemSnapshot(ctx context.Context, pid int, addr string, gc bool) (memSnapshot, error) {
+	var m memSnapshot
+	url := fmt.Sprintf("http://%s/debug/pprof/heap?debug=1", addr)
+	if gc {
+		url += "&gc=1"
+	}
+	heap, err := fetchText(ctx, url)
+	if err != nil {
+		return m, err
+	}
+	m.stats = parseMemStats(heap)
+	if len(m.stats) == 0 {
+		return m, fmt.Errorf("%s: no runtime.MemStats in the answer", url)
+	}
+	g, err := fetchText(ctx, fmt.Sprintf("http://%s/debug/pprof/goroutine?debug=1", addr))
+	if err != nil {
+		return m, err
+	}
+	first, _, _ := strings.Cut(g, "\n")
+	if _, err := fmt.Sscanf(first, "goroutine profile: total %d", &m.goroutines); err != nil {
+		return m, fmt.Errorf("goroutine profile: %q: %w", first, err)
+	}
+	if m.rss, err = rss(pid); err != nil {
+		return m, err
+	}
+	m.peak, err = procStatus(pid, "VmHWM")
+	return m, err
+}
+
+// parseMemStats reads the "# Name = value" lines of a debug=1 heap
+// profile; for "# Stack = inuse / sys" it keeps the first figure.
+func parseMemStats(text string) map[string]int64 {
+	out := map[string]int64{}
+	for _, line := range strings.Split(text, "\n") {
+		name, v, ok := strings.Cut(strings.TrimPrefix(line, "# "), " = ")
+		if !ok || strings.ContainsAny(name, " []") {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+			out[name] = n
+		}
+	}
+	return out
+}
+
+func fetchText(ctx context.Context, url string) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return "", err
+	}
+	if res.StatusCode != 200 {
+		return "", fmt.Errorf("%s: %s: %.200s", url, res.Status, b)
+	}
+	return string(b), nil
+}
+
+// memNotes says where the memory of the memory pass was at each moment.
+func memNotes(r controlResult) []string {
+	notes := []string{fmt.Sprintf("memory pass (the same code in the bench helper, with pprof): N=%d streams opened at once, then %d joins; peak RSS (VmHWM) %.0f MiB. RSS against the Go runtime's view (runtime.MemStats): HeapInuse is live heap plus fragmentation, HeapIdle−HeapReleased is freed heap the runtime has not yet given back to the OS (it does so lazily, in the background)",
+		r.n, len(r.joinLat), mib(r.rssPeak))}
+	for _, m := range r.mem {
+		st := m.stats
+		notes = append(notes, fmt.Sprintf("%s: RSS %.0f MiB; HeapInuse %.0f MiB, HeapIdle %.0f MiB of which released %.0f MiB (held, unused: %.0f MiB), stacks %.0f MiB (%d goroutines), runtime Sys %.0f MiB, %d GCs so far",
+			m.moment, mib(m.rss), mib(st["HeapInuse"]), mib(st["HeapIdle"]), mib(st["HeapReleased"]),
+			mib(st["HeapIdle"]-st["HeapReleased"]), mib(st["Stack"]), m.goroutines, mib(st["Sys"]), st["NumGC"]))
+	}
+	return notes
 }

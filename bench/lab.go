@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -71,8 +72,18 @@ type sysResult struct {
 	relay      []tput
 	relayNote  string
 	relayPath  string
-	cold       []time.Duration
-	coldNote   string
+	// subnetRSS is the gateway process's RSS just after each subnet run,
+	// by stream count.
+	subnetRSS map[int][]int64
+	// peakRSS is the gateway process's VmHWM at the end of the runs.
+	peakRSS int64
+	// relayMany is row 2's many-pairs case: one aggregate per round, and
+	// each pair's goodput in that round.
+	relayMany     []tput
+	relayManyEach [][]float64
+	relayManyNote string
+	cold          []time.Duration
+	coldNote      string
 	// rss is the RSS of each of the system's processes on its gateway
 	// host (by process name) in each phase: "idle", "3 nodes", "after
 	// throughput".
@@ -84,7 +95,7 @@ type sysResult struct {
 }
 
 func newSysResult(name string) *sysResult {
-	return &sysResult{name: name, subnet: map[int][]tput{}, rss: map[string]map[string]int64{}}
+	return &sysResult{name: name, subnet: map[int][]tput{}, subnetRSS: map[int][]int64{}, rss: map[string]map[string]int64{}}
 }
 
 func rowsLab(e *env, want map[string]bool) ([]Row, error) {
@@ -134,10 +145,17 @@ func rowsLab(e *env, want map[string]bool) ([]Row, error) {
 	hn, st := newSysResult("homenet"), newSysResult("stock")
 	kernel := map[int][]tput{}
 	lr := &labRun{e: e, want: want, bins: bins, pin: pin, kernel: kernel}
+	all := []*sysResult{hn, st}
+	if want["1"] {
+		lr.mem = memCases(e.opts.memLimits)
+		for _, m := range lr.mem {
+			all = append(all, m.hn, m.st)
+		}
+	}
 	err = runLab("bench", e.logf, func(t *labT) { lr.run(t, hn, st) })
 	if err != nil {
 		e.logf("lab: %v", err)
-		for _, r := range []*sysResult{hn, st} {
+		for _, r := range all {
 			if r.subnetNote == "" && len(r.subnet[1]) == 0 {
 				r.subnetNote = "error: " + firstLine(err.Error())
 			}
@@ -155,7 +173,7 @@ func rowsLab(e *env, want map[string]bool) ([]Row, error) {
 	e.command("tailscale up --login-server http://GW:8080 --authkey KEY(tag:gateway) --hostname gw --advertise-routes 192.168.2.0/24   # stock gateway")
 	e.command("homenet serve --config FILE   # [relay] on :8443 + STUN :3478, [gateway] enabled, routes = [LAN], exit_node = false")
 	e.note(fmt.Sprintf("the stock gateway in the lab is tailscaled trimmed to %v (packaging.StockFeatures plus ipnbus, which `tailscale up` needs); the size comparison uses packaging.StockFeatures exactly", runtimeFeatures))
-	return labRows(e, want, kernel, hn, st), nil
+	return labRows(e, want, kernel, hn, st, lr.mem), nil
 }
 
 type labBins struct {
@@ -221,6 +239,7 @@ type labRun struct {
 	l      *lab.Lab
 	inet   *lab.Net
 	kHost  *lab.Host // kernel-ceiling client
+	mem    []memCase // row 1 under GOMEMLIMIT
 }
 
 // labSystem is one system in the lab.
@@ -243,7 +262,17 @@ type labSystem struct {
 	key          string
 	gatewayWired bool
 	gwSock       string // the stock gateway's tailscaled socket
+	// memLimit is GOMEMLIMIT for the gateway process ("" for none);
+	// such a system has phone 1 only and runs row 1 only.
+	memLimit string
+	memEnv   []string // more environment for homenet in that case
+	// pairs are the phone pairs of row 2's many-pairs case, sender
+	// first; pairs[0] is p2 → p3.
+	pairs [][2]*lab.Phone
 }
+
+// subnetOnly reports whether the system serves row 1 alone.
+func (s *labSystem) subnetOnly() bool { return s.memLimit != "" }
 
 func (r *labRun) run(t *labT, hn, st *sysResult) {
 	e := r.e
@@ -253,6 +282,11 @@ func (r *labRun) run(t *labT, hn, st *sysResult) {
 		{r: r, kind: "homenet", k: 1, res: hn},
 		{r: r, kind: "stock", k: 2, res: st},
 		{r: r, kind: "profile", k: 3, res: newSysResult("profile")},
+	}
+	for j, m := range r.mem {
+		systems = append(systems,
+			&labSystem{r: r, kind: "homenet", k: 4 + 2*j, res: m.hn, memLimit: m.limit, memEnv: m.env},
+			&labSystem{r: r, kind: "stock", k: 5 + 2*j, res: m.st, memLimit: m.limit})
 	}
 	if e.opts.systems != "" {
 		systems = slices.DeleteFunc(systems, func(s *labSystem) bool {
@@ -266,7 +300,7 @@ func (r *labRun) run(t *labT, hn, st *sysResult) {
 	for _, s := range systems {
 		s.build(t)
 	}
-	if sysKind(systems, "homenet") != nil && r.want["1"] {
+	if sysKind(systems, "homenet") != nil && r.want["1"] && sysKind(systems, "homenet").memLimit == "" {
 		s := sysKind(systems, "homenet")
 		// kK reaches lanhost1 through nat11 and gw1 with plain forwarding.
 		r.kHost = r.l.Host("k1", s.natLAN(1).Link("10.1.1.3/24"))
@@ -326,6 +360,14 @@ func (r *labRun) run(t *labT, hn, st *sysResult) {
 			for _, s := range measured {
 				s.relayRun(t)
 			}
+			for _, s := range measured {
+				s.relayManyRun(t)
+			}
+		}
+	}
+	for _, s := range measured {
+		if s.gatewayProc != nil {
+			s.res.peakRSS, _ = procStatus(s.gatewayProc.Pid(), "VmHWM")
 		}
 	}
 	time.Sleep(2 * time.Second)
@@ -391,6 +433,9 @@ func (s *labSystem) build(t *labT) {
 	s.lanhost = r.l.Host(fmt.Sprintf("lanhost%d", k), lan.Link(s.lanHostIP+"/24"))
 	s.natRouters = make([]*lab.NATRouter, 5)
 	for i := 1; i <= 4; i++ {
+		if s.subnetOnly() && i > 1 {
+			break
+		}
 		s.natRouters[i] = r.l.NATRouter(fmt.Sprintf("nat%d%d", k, i), r.inet.Link(fmt.Sprintf("%s.%d%d/24", wan, k, i)),
 			fmt.Sprintf("10.%d.%d.1/24", k, i), lab.NATOpts{RandomFully: i == 2 || i == 3})
 		h := r.l.Host(fmt.Sprintf("p%d%d", k, i), s.natRouters[i].LAN.Link(fmt.Sprintf("10.%d.%d.2/24", k, i)))
@@ -398,14 +443,38 @@ func (s *labSystem) build(t *labT) {
 		r.pin.pinPid(t, s.p[i].Daemon.Pid(), r.pin.rest)
 	}
 	s.lanhost.Start("iperf3", nil, append(r.pin.prefix(r.pin.rest), "iperf3", "-s", "-p", fmt.Sprint(iperfPort))...)
+	if s.subnetOnly() {
+		return
+	}
 	s.p[3].Host.Start("iperf3", nil, append(r.pin.prefix(r.pin.rest), "iperf3", "-s", "-p", fmt.Sprint(iperfPort))...)
+	s.pairs = [][2]*lab.Phone{{s.p[2], s.p[3]}}
+	if !r.want["2"] || s.kind == "profile" {
+		return
+	}
+	// More pairs for row 2's many-pairs case: senders behind nat2,
+	// receivers behind nat3, so each pair too has only the relay.
+	for j := 1; j < r.e.opts.relayPairs; j++ {
+		var pair [2]*lab.Phone
+		for side, i := range []int{2, 3} {
+			h := r.l.Host(fmt.Sprintf("p%d%d%c", k, i, 'a'+j), s.natLAN(i).Link(fmt.Sprintf("10.%d.%d.%d/24", k, i, 2+j)))
+			pair[side] = r.l.Phone(h)
+			r.pin.pinPid(t, pair[side].Daemon.Pid(), r.pin.rest)
+		}
+		pair[1].Host.Start("iperf3", nil, append(r.pin.prefix(r.pin.rest), "iperf3", "-s", "-p", fmt.Sprint(iperfPort))...)
+		s.pairs = append(s.pairs, pair)
+	}
 }
 
 // start starts the system on its gateway host.
 func (s *labSystem) start(t *labT) {
 	switch s.kind {
 	case "homenet":
-		s.startHomenet(t, s.r.bins.homenet, []string{"serve", "--config"}, nil)
+		var env []string
+		if s.memLimit != "" {
+			env = append(env, "GOMEMLIMIT="+s.memLimit)
+			env = append(env, s.memEnv...)
+		}
+		s.startHomenet(t, s.r.bins.homenet, []string{"serve", "--config"}, env)
 	case "profile":
 		env := []string{pprofEnv + "=" + pprofAddr}
 		if binaryMentions(s.r.bins.homenet, pprofEnv) {
@@ -546,7 +615,11 @@ func (s *labSystem) startStock(t *labT) {
 	state := filepath.Join(s.gw.Dir, "ts")
 	s.gwSock = filepath.Join(state, "tailscaled.sock")
 	os.MkdirAll(state, 0o700)
-	tp := s.startGw(t, "tailscaled-gw", []string{"TS_NO_LOGS_NO_SUPPORT=true", "TS_LOGS_DIR=" + state}, b.tailscaled,
+	tsEnv := []string{"TS_NO_LOGS_NO_SUPPORT=true", "TS_LOGS_DIR=" + state}
+	if s.memLimit != "" {
+		tsEnv = append(tsEnv, "GOMEMLIMIT="+s.memLimit)
+	}
+	tp := s.startGw(t, "tailscaled-gw", tsEnv, b.tailscaled,
 		"--tun=tailscale0", "--statedir="+state, "--socket="+s.gwSock,
 		fmt.Sprintf("--port=%d", lab.TailscaledPort), "--no-logs-no-support")
 	lab.WaitFor(t, 30*time.Second, "the stock gateway's tailscaled to answer", func() error {
@@ -568,14 +641,29 @@ func (s *labSystem) startStock(t *labT) {
 // join logs in p1 (with --accept-routes), p2 and p3 and waits until they
 // see each other; for homenet it then checks the gateway agent.
 func (s *labSystem) join(t *labT) {
-	phones := []*lab.Phone{s.p[1], s.p[2], s.p[3]}
+	phones := []*lab.Phone{s.p[1]}
+	if !s.subnetOnly() {
+		phones = append(phones, s.p[2], s.p[3])
+		for _, pair := range s.pairs[1:] {
+			phones = append(phones, pair[0], pair[1])
+		}
+	}
 	errs := make(chan error, len(phones))
 	for _, p := range phones {
 		var extra []string
 		if p == s.p[1] {
 			extra = append(extra, "--accept-routes")
 		}
-		go func() { errs <- p.Up(s.controlURL, s.key, extra...) }()
+		go func() {
+			// With a dozen phones joining at once on a loaded machine, one
+			// may miss its 80 s; a second try finds the node registered.
+			err := p.Up(s.controlURL, s.key, extra...)
+			if err != nil {
+				t.Logf("tailscale up on %s failed, trying again: %v", p.Name, firstLine(err.Error()))
+				err = p.Up(s.controlURL, s.key, extra...)
+			}
+			errs <- err
+		}()
 	}
 	for range phones {
 		if err := <-errs; err != nil {
@@ -695,6 +783,12 @@ func (s *labSystem) prepareThroughput(t *labT) {
 			}
 		}
 	}
+	if s.subnetOnly() {
+		return
+	}
+	if s.r.want["2"] && len(s.pairs) > 1 {
+		s.res.relayManyNote = s.pairsPath()
+	}
 	if s.r.want["2"] || s.r.want["4"] {
 		ip3, err := s.p[3].IP4()
 		if err != nil {
@@ -724,12 +818,14 @@ func (s *labSystem) subnetRun(t *labT, n int) {
 		return
 	}
 	s.res.subnet[n] = append(s.res.subnet[n], tp)
-	t.Logf("%s subnet router, %d streams: %.2f Gb/s, %.2f CPU-s/GB on the gateway", s.kind, n, tp.Gbps, tp.CPUPerGB)
+	r, _ := rss(s.gatewayProc.Pid())
+	s.res.subnetRSS[n] = append(s.res.subnetRSS[n], r)
+	t.Logf("%s subnet router, %d streams: %.2f Gb/s, %.2f CPU-s/GB on the gateway, RSS %.0f MiB after", s.label(), n, tp.Gbps, tp.CPUPerGB, mib(r))
 }
 
 // relayRun measures p2 → p3, which can only go through the relay.
 func (s *labSystem) relayRun(t *labT) {
-	if s.res.relayNote != "" {
+	if s.res.relayNote != "" || s.subnetOnly() {
 		return
 	}
 	ip3, _ := s.p[3].IP4()
@@ -787,7 +883,7 @@ func waitDirect(p *lab.Phone, ip netip.Addr) string {
 
 // coldRun times run i of the cold path.
 func (s *labSystem) coldRun(t *labT, i int) {
-	if s.res.coldNote != "" {
+	if s.res.coldNote != "" || s.subnetOnly() {
 		return
 	}
 	d, err := s.coldOnce(t)
@@ -898,4 +994,111 @@ func (s *labSystem) profiles(t *labT) {
 func binaryMentions(path, s string) bool {
 	b, err := os.ReadFile(path)
 	return err == nil && bytes.Contains(b, []byte(s))
+}
+
+// memCase is row 1 under one GOMEMLIMIT: homenet and the stock
+// tailscaled, each in a system of its own under that limit.
+type memCase struct {
+	limit  string   // as GOMEMLIMIT takes it: "64MiB"
+	env    []string // more environment for homenet: settings to try
+	hn, st *sysResult
+}
+
+// name is the case as -memlimits gave it.
+func (m memCase) name() string { return strings.Join(append([]string{m.limit}, m.env...), "+") }
+
+// memCases parses -memlimits: LIMIT[+K=V…],…
+func memCases(limits string) []memCase {
+	var out []memCase
+	for _, l := range strings.Split(limits, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			f := strings.Split(l, "+")
+			out = append(out, memCase{limit: f[0], env: f[1:], hn: newSysResult("homenet " + l), st: newSysResult("stock " + f[0])})
+		}
+	}
+	return out
+}
+
+// label names the system in the log.
+func (s *labSystem) label() string {
+	if s.memLimit != "" {
+		return s.kind + " (" + strings.Join(append([]string{"GOMEMLIMIT=" + s.memLimit}, s.memEnv...), ", ") + ")"
+	}
+	return s.kind
+}
+
+// pairsPath checks that every pair of the many-pairs case goes through
+// the relay; it returns why not, or "".
+func (s *labSystem) pairsPath() string {
+	for i, pair := range s.pairs {
+		ip, err := pair[1].IP4()
+		if err != nil {
+			return fmt.Sprintf("pair %d: %v", i+1, err)
+		}
+		out, err := pair[0].TailscalePing("--c=3", "--until-direct=false", ip.String())
+		path := "unknown"
+		for _, m := range pongRe.FindAllStringSubmatch(out, -1) {
+			path = m[1]
+		}
+		if err != nil || !strings.HasPrefix(path, "DERP(") {
+			return fmt.Sprintf("pair %d does not go through the relay (path %s): %v", i+1, path, err)
+		}
+	}
+	return ""
+}
+
+// relayManyRun measures every pair at once through the relay, one
+// iperf3 stream each: their sum, and each pair's share (a pair starved
+// by the others is the collapse this case looks for).
+func (s *labSystem) relayManyRun(t *labT) {
+	if len(s.pairs) < 2 || s.res.relayManyNote != "" || s.subnetOnly() || !s.r.want["2"] {
+		return
+	}
+	u0, err := sample(s.relayProc.Pid())
+	if err != nil {
+		s.res.relayManyNote = "error: " + err.Error()
+		return
+	}
+	res := make([]tput, len(s.pairs))
+	errs := make([]error, len(s.pairs))
+	var wg sync.WaitGroup
+	for i, pair := range s.pairs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ip, err := pair[1].IP4()
+			if err == nil {
+				res[i], err = s.r.iperf(pair[0].Host, ip.String(), 1, s.r.e.opts.transfer, nil)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	cpu, _, err := u0.since()
+	if err = errors.Join(append(errs, err)...); err != nil {
+		s.res.relayManyNote = "error: " + firstLine(err.Error())
+		return
+	}
+	var sum tput
+	var each []float64
+	for _, r := range res {
+		sum.Gbps += r.Gbps
+		sum.Bytes += r.Bytes
+		each = append(each, r.Gbps)
+	}
+	sum.CPU = cpu
+	if sum.Bytes > 0 {
+		sum.CPUPerGB = cpu.Seconds() / (float64(sum.Bytes) / 1e9)
+	}
+	s.res.relayMany = append(s.res.relayMany, sum)
+	s.res.relayManyEach = append(s.res.relayManyEach, each)
+	t.Logf("%s relay, %d pairs at once: %.2f Gb/s in all (%s), %.2f CPU-s/GB in the relay", s.kind, len(s.pairs), sum.Gbps, fmtGbps(each), sum.CPUPerGB)
+}
+
+func fmtGbps(v []float64) string {
+	var parts []string
+	for _, g := range v {
+		parts = append(parts, fmt.Sprintf("%.3f", g))
+	}
+	return strings.Join(parts, " + ")
 }

@@ -10,13 +10,19 @@ import (
 // labRows turns the lab measurements into table rows. Throughput figures
 // are the median over the rounds (homenet and stock alternate within each
 // round); the notes list every round.
-func labRows(e *env, want map[string]bool, kernel map[int][]tput, hn, st *sysResult) []Row {
+func labRows(e *env, want map[string]bool, kernel map[int][]tput, hn, st *sysResult, mem []memCase) []Row {
 	var rows []Row
 	if want["1"] {
 		rows = append(rows, subnetRows(kernel, hn, st)...)
+		for _, m := range mem {
+			rows = append(rows, memRows(m, hn, st)...)
+		}
 	}
 	if want["2"] {
 		rows = append(rows, relayRows(hn, st))
+		if e.opts.relayPairs > 1 {
+			rows = append(rows, relayManyRow(e.opts.relayPairs, hn, st))
+		}
 	}
 	if want["4"] {
 		rows = append(rows, rssRows(hn, st))
@@ -238,4 +244,156 @@ func roundAll(ds []time.Duration) []time.Duration {
 		out[i] = d.Round(time.Millisecond)
 	}
 	return out
+}
+
+// memGoal is the goal for homenet under GOMEMLIMIT=64MiB: at
+// least this share of its unlimited goodput, with at most memGoalRSS.
+const (
+	memGoalShare = 0.8
+	memGoalRSS   = 80 << 20
+)
+
+// memRows are row 1 under one GOMEMLIMIT: homenet against the stock
+// tailscaled under the same limit, beside homenet's unlimited run of the
+// same rounds; goodput and the gateway's RSS just after each run.
+func memRows(m memCase, hnFree, stFree *sysResult) []Row {
+	var rows []Row
+	for _, n := range []int{1, 4} {
+		row := Row{ID: "1", Name: rowName("1"), Case: fmt.Sprintf("%d stream%s, GOMEMLIMIT=%s", n, plural(n), m.name())}
+		hg, hc := medianTput(m.hn.subnet[n])
+		sg, sc := medianTput(m.st.subnet[n])
+		fg, _ := medianTput(hnFree.subnet[n])
+		sfg, _ := medianTput(stFree.subnet[n])
+		if hg == 0 {
+			row.NotMeasured = cmpOr(m.hn.subnetNote, "no result")
+			if sg > 0 {
+				row.NotMeasured += fmt.Sprintf("; reference: stock tailscaled under the same limit %.2f Gb/s", sg)
+			}
+			rows = append(rows, row)
+			continue
+		}
+		g := Metric{Name: "goodput", Unit: "Gb/s", Value: hg, Better: "higher"}
+		c := Metric{Name: "gateway CPU per GB", Unit: "CPU-s/GB", Value: hc, Better: "lower"}
+		hr := maxI(m.hn.subnetRSS[n])
+		r := Metric{Name: "gateway RSS after the run (largest)", Unit: "MiB", Value: mib(hr), Better: "lower"}
+		if sg > 0 {
+			g = g.withRef("stock tailscaled, same limit", sg)
+			c = c.withRef("stock tailscaled, same limit", sc)
+			r = r.withRef("stock tailscaled, same limit", mib(maxI(m.st.subnetRSS[n])))
+		}
+		// Without the stock run (-systems), homenet's own unlimited run
+		// is the reference.
+		ref := func(m Metric, name string, v float64) Metric {
+			if m.RefName == "" {
+				return m.withRef(name, v)
+			}
+			return m.also(name, v)
+		}
+		if fg > 0 {
+			g = ref(g, "homenet, no limit", fg)
+		}
+		if sfg > 0 {
+			g = ref(g, "stock tailscaled, no limit", sfg)
+		}
+		if fr := maxI(hnFree.subnetRSS[n]); fr > 0 {
+			r = ref(r, "homenet, no limit", mib(fr))
+		}
+		row.Metrics = []Metric{g, r, c}
+		goal := "n/a (no unlimited run)"
+		if fg > 0 {
+			met := hg >= memGoalShare*fg && hr <= memGoalRSS
+			goal = fmt.Sprintf("%.2f× the unlimited goodput, RSS %.0f MiB: goal (≥ %.1f×, ≤ %d MiB) %s", hg/fg, mib(hr), memGoalShare, memGoalRSS>>20, map[bool]string{true: "met", false: "not met"}[met])
+		}
+		row.Notes = append(row.Notes, fmt.Sprintf("runs: homenet %s (RSS after: %s; peak VmHWM %.0f MiB); stock %s (RSS after: %s; peak %.0f MiB). %s. "+
+			"Each system is a lab of its own (gateway, LAN host, one phone) whose gateway process runs with GOMEMLIMIT=%s in its environment; homenet serve also holds control and the relay, the stock figure is tailscaled alone",
+			fmtRuns(m.hn.subnet[n], true), fmtMiBs(m.hn.subnetRSS[n]), mib(m.hn.peakRSS), fmtRuns(m.st.subnet[n], true), fmtMiBs(m.st.subnetRSS[n]), mib(m.st.peakRSS), goal, m.limit))
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// relayManyRow is row 2 with several phone pairs through the relay at
+// once: the sum, and the slowest pair (a pair starved by the others is
+// the collapse seen with unpaced pairs against derpserver).
+func relayManyRow(pairs int, hn, st *sysResult) Row {
+	row := Row{ID: "2", Name: rowName("2"), Case: fmt.Sprintf("%d pairs at once via DERP", pairs)}
+	hg, hc := medianTput(hn.relayMany)
+	sg, sc := medianTput(st.relayMany)
+	if hg == 0 {
+		row.NotMeasured = cmpOr(hn.relayManyNote, "no result")
+		if sg > 0 {
+			row.NotMeasured += fmt.Sprintf("; reference: stock derper %.3f Gb/s", sg)
+		}
+		return row
+	}
+	g := Metric{Name: "goodput, all pairs", Unit: "Gb/s", Value: hg, Better: "higher"}
+	lo := Metric{Name: "goodput of the slowest pair", Unit: "Gb/s", Value: medianF(mins(hn.relayManyEach)), Better: "higher"}
+	c := Metric{Name: "relay CPU per GB", Unit: "CPU-s/GB", Value: hc, Better: "lower"}
+	if sg > 0 {
+		g = g.withRef("stock derper", sg)
+		lo = lo.withRef("stock derper", medianF(mins(st.relayManyEach)))
+		c = c.withRef("stock derper", sc)
+	} else {
+		row.Notes = append(row.Notes, "stock derper not measured: "+st.relayManyNote)
+	}
+	if g1, _ := medianTput(hn.relay); g1 > 0 {
+		g = g.also("homenet, 1 pair", g1)
+	}
+	row.Metrics = []Metric{g, lo, c}
+	row.Notes = append(row.Notes, fmt.Sprintf("runs, each pair's goodput: homenet %s; stock %s. Senders behind one --random-fully NAT, receivers behind another, one iperf3 stream per pair, all started together",
+		fmtPairs(hn.relayManyEach), fmtPairs(st.relayManyEach)))
+	return row
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func maxI(v []int64) int64 {
+	if len(v) == 0 {
+		return 0
+	}
+	return slices.Max(v)
+}
+
+func mins(rounds [][]float64) []float64 {
+	var out []float64
+	for _, r := range rounds {
+		if len(r) > 0 {
+			out = append(out, slices.Min(r))
+		}
+	}
+	if len(out) == 0 {
+		return []float64{0}
+	}
+	return out
+}
+
+func fmtMiBs(v []int64) string {
+	var parts []string
+	for _, b := range v {
+		parts = append(parts, fmt.Sprintf("%.0f", mib(b)))
+	}
+	return strings.Join(parts, ", ") + " MiB"
+}
+
+func fmtPairs(rounds [][]float64) string {
+	var parts []string
+	for _, r := range rounds {
+		parts = append(parts, "("+fmtGbps(r)+")")
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

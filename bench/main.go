@@ -16,7 +16,11 @@
 //  3. control-plane scale: N simulated nodes (tailscale.com/control/tsp)
 //     register and hold streaming map sessions;
 //  4. footprint: binary sizes per arch, RSS and time to serving;
-//  5. cold path: tailscale up --authkey → first ping through the tunnel.
+//  5. cold path: tailscale up --authkey → first ping through the tunnel;
+//  6. crash: kill -9 during registrations; nothing acknowledged is lost;
+//  7. soak: 100 nodes reconnecting their map sessions; growth over hours;
+//  8. flood: unauthenticated registrations from one source while a phone
+//     pings through the tunnel.
 //
 // The machine is shared and noisy, so every figure is a ratio against a
 // reference measured back to back in the same invocation. Nothing here
@@ -53,7 +57,7 @@ func main() {
 	}
 	var o options
 	flag.BoolVar(&o.short, "short", false, "smoke run: tiny N, short transfers, host arch only")
-	flag.StringVar(&o.rows, "rows", "1,2,3,4,5", "comma-separated `ROWS` to run")
+	flag.StringVar(&o.rows, "rows", "1,2,3,4,5,6,7,8", "comma-separated `ROWS` to run")
 	flag.StringVar(&o.out, "out", "", "write results into `DIR` (default bench/results in the module)")
 	flag.StringVar(&o.ns, "n", "10,100,1000", "control-plane node counts (row 3)")
 	flag.DurationVar(&o.transfer, "t", 10*time.Second, "length of each iperf3 run (rows 1 and 2)")
@@ -61,7 +65,10 @@ func main() {
 	flag.IntVar(&o.coldRuns, "cold-runs", 5, "cold-path runs per system (row 5)")
 	flag.BoolVar(&o.noPin, "no-pin", false, "do not pin processes to CPUs with taskset")
 	flag.BoolVar(&o.prepare, "prepare", false, "only build and cache what the rows need (stock binaries for every arch, the phones' tailscaled), then exit")
+	flag.DurationVar(&o.soak, "soak", 10*time.Minute, "length of the soak (row 7)")
 	flag.StringVar(&o.systems, "systems", "homenet,stock,profile", "lab systems to run, for working on the harness (rows 1, 2, 4, 5)")
+	flag.StringVar(&o.memLimits, "memlimits", "64MiB,128MiB", "GOMEMLIMIT `VALUES` for the extra row 1 cases (homenet and stock tailscaled each under the limit); empty for none; LIMIT+K=V+… also gives homenet that environment (to try settings)")
+	flag.IntVar(&o.relayPairs, "relay-pairs", 4, "phone pairs relayed at once in row 2's many-pairs case; 1 or less for none")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -96,6 +103,11 @@ type options struct {
 	noPin    bool
 	prepare  bool
 	systems  string
+	soak     time.Duration
+	// memLimits are the GOMEMLIMIT values of row 1's memory cases.
+	memLimits string
+	// relayPairs is the number of phone pairs in row 2's many-pairs case.
+	relayPairs int
 
 	// workDir, when set, is used instead of a fresh temporary directory
 	// (tests).
@@ -133,6 +145,7 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*Report, er
 		}
 		o.transfer = min(o.transfer, 2*time.Second)
 		o.coldRuns = min(o.coldRuns, 1)
+		o.soak = min(o.soak, 20*time.Second)
 	}
 	root, err := moduleRoot()
 	if err != nil {
@@ -187,6 +200,15 @@ func run(ctx context.Context, o options, logf func(string, ...any)) (*Report, er
 	}
 	if rows["4"] {
 		e.report.Rows = append(e.report.Rows, e.runGuarded("4", "footprint", rowFootprintLocal)...)
+	}
+	if rows["6"] {
+		e.report.Rows = append(e.report.Rows, e.runGuarded("6", "crash", rowCrash)...)
+	}
+	if rows["7"] {
+		e.report.Rows = append(e.report.Rows, e.runGuarded("7", "soak", rowSoak)...)
+	}
+	if rows["8"] {
+		e.report.Rows = append(e.report.Rows, e.runGuarded("8", "flood", rowFlood)...)
 	}
 	if rows["1"] || rows["2"] || rows["4"] || rows["5"] {
 		e.report.Rows = append(e.report.Rows, e.runGuarded("lab", "lab", func(e *env) ([]Row, error) { return rowsLab(e, rows) })...)
