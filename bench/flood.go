@@ -310,25 +310,14 @@ func parsePing(out string) (sent, received int, rtts []time.Duration, err error)
 	return sent, received, rtts, nil
 }
 
-// parseFloodOutcomes reads labtool flood's "COUNT\tOUTCOME" lines; the
-// "total" line is the total.
+// parseFloodOutcomes reads labtool flood's outcomes and their total.
 func parseFloodOutcomes(t *labT, out string) (map[string]int, int) {
-	m, total := map[string]int{}, 0
-	for line := range strings.Lines(out) {
-		c, o, ok := strings.Cut(strings.TrimSpace(line), "\t")
-		if !ok {
-			continue
-		}
-		v, err := strconv.Atoi(c)
-		if err != nil {
-			t.Fatalf("labtool flood: line %q", line)
-		}
-		if o == "total" {
-			total = v
-			continue
-		}
-		m[o] = v
+	m, err := lab.FloodOutcomes(out)
+	if err != nil {
+		t.Fatalf("%v", err)
 	}
+	total := m["total"]
+	delete(m, "total")
 	if total == 0 {
 		t.Fatalf("labtool flood made no attempt:\n%s", out)
 	}

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -125,7 +124,10 @@ func TestFlood(t *testing.T) {
 	t.Logf("homenet RSS: %.1f MiB before, at most %.1f MiB during the flood (bound %d MiB)",
 		float64(rssBefore)/(1<<20), float64(rssMax)/(1<<20), floodRSSBound>>20)
 
-	outcomes := floodOutcomes(t, floodOut)
+	outcomes, err := lab.FloodOutcomes(floodOut)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := outcomes["register: auth URL"]; got > 8 {
 		t.Errorf("the stranger got %d waiting logins, want at most its share of 8", got)
 	}
@@ -179,22 +181,4 @@ func (n *gwNet) scrapeMetrics(t *testing.T) *promtext.Exposition {
 		t.Fatalf("/metrics does not parse: %v\n%s", err, body)
 	}
 	return e
-}
-
-// floodOutcomes reads labtool flood's "COUNT\tOUTCOME" lines.
-func floodOutcomes(t *testing.T, out string) map[string]int {
-	t.Helper()
-	m := map[string]int{}
-	for line := range strings.Lines(out) {
-		c, o, ok := strings.Cut(strings.TrimSpace(line), "\t")
-		if !ok {
-			continue
-		}
-		v, err := strconv.Atoi(c)
-		if err != nil {
-			t.Fatalf("labtool flood line %q", line)
-		}
-		m[o] = v
-	}
-	return m
 }
