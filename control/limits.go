@@ -193,7 +193,7 @@ func (s *Server) limitUpgrade(next http.Handler) http.Handler {
 			tooMany(w, unauthIdle, "too many unauthenticated connections from your address; try again later")
 			return
 		}
-		defer s.limits.unauth.release(c)
+		// next, the upgrade, gives c back when the connection ends.
 		ctx := context.WithValue(r.Context(), sourceCtx{}, src)
 		ctx = context.WithValue(ctx, unauthCtx{}, c)
 		next.ServeHTTP(w, r.WithContext(ctx))

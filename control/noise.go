@@ -52,6 +52,16 @@ func (s *Server) serveKey(w http.ResponseWriter, r *http.Request) {
 // serveNoiseUpgrade upgrades to TS2021 and serves HTTP/2 over the Noise
 // connection. GET is allowed for WebSocket clients.
 func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
+	// This handler owns the connection's place among the unauthenticated
+	// ones (see limitUpgrade): it gives it back when the connection ends,
+	// or now if there is none.
+	uc, _ := r.Context().Value(unauthCtx{}).(*unauthConn)
+	served := false
+	defer func() {
+		if !served {
+			s.limits.unauth.release(uc)
+		}
+	}()
 	if r.Method != "POST" && r.Method != "GET" {
 		s.metrics.noiseUpgradeErrors.Add(1)
 		http.Error(w, "POST or GET required", http.StatusMethodNotAllowed)
@@ -72,20 +82,31 @@ func (s *Server) serveNoiseUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.noiseUpgrades.Add(1)
-	defer conn.Close()
 	s.noiseAccepted(r, conn.Peer(), func() { conn.Close() })
 
-	ctx := context.WithValue(r.Context(), machineKeyCtx{}, conn.Peer())
+	// The request's context ends when this handler returns; its values
+	// (the source, the local flag) stay with the connection.
+	ctx := context.WithoutCancel(r.Context())
+	ctx = context.WithValue(ctx, machineKeyCtx{}, conn.Peer())
 	ctx = context.WithValue(ctx, capVerCtx{}, tailcfg.CapabilityVersion(conn.ProtocolVersion()))
 	ctx = context.WithValue(ctx, localCtx{}, isLocalRequest(r))
-	var h2 http2.Server
-	h2.ServeConn(conn, &http2.ServeConnOpts{
-		Context: ctx,
-		BaseConfig: &http.Server{
-			Handler:           s.noiseHandler,
-			ReadHeaderTimeout: 30 * time.Second,
-		},
-	})
+	// Served on a goroutine of its own so that this handler returns: the
+	// HTTP/1 connection it came on keeps its read and write buffers, the
+	// response's and its goroutine's deep stack for as long as the handler
+	// runs, about 12 KiB for each of N map sessions.
+	served = true
+	go func() {
+		defer s.limits.unauth.release(uc)
+		defer conn.Close()
+		var h2 http2.Server
+		h2.ServeConn(conn, &http2.ServeConnOpts{
+			Context: ctx,
+			BaseConfig: &http.Server{
+				Handler:           s.noiseHandler,
+				ReadHeaderTimeout: 30 * time.Second,
+			},
+		})
+	}()
 }
 
 // newNoiseHandler serves the requests inside Noise. It is built once and
