@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"homenet/internal/uci"
+
 	"golang.org/x/net/publicsuffix"
 )
 
@@ -58,7 +60,7 @@ func detectLANDNS(root string, lanRoutes []netip.Prefix, lanAddrs []netip.Addr, 
 	own := addrsInRoutes(lanAddrs, lanRoutes)
 	var uciNote string
 	if b, err := os.ReadFile(filepath.Join(root, uciDHCPPath)); err == nil {
-		secs := parseUCIConfig(string(b))
+		secs := uci.Parse(string(b))
 		domains, skipped := lanDomains(dnsmasqDomains(secs), baseDomain)
 		if len(domains) > 0 {
 			d := openwrtLANDNS(domains, skipped, own, listening)
@@ -315,7 +317,7 @@ func parseResolvConf(text string) resolvConf {
 // dnsmasqDomains returns the local domains of the dnsmasq sections of
 // OpenWrt's /etc/config/dhcp: option domain, then those of option local,
 // which takes dnsmasq's "/lan/" form.
-func dnsmasqDomains(secs []uciConfig) []string {
+func dnsmasqDomains(secs []uci.Section) []string {
 	var out []string
 	for _, s := range secs {
 		if s.Type != "dnsmasq" {
@@ -339,7 +341,7 @@ const localServiceNote = "; but dnsmasq's option localservice '1' refuses querie
 // dnsmasqLocalService reports whether a dnsmasq section of OpenWrt's dhcp
 // config answers local subnets only: localservice '1' without an
 // interface list, which makes dnsmasq drop the option.
-func dnsmasqLocalService(secs []uciConfig) bool {
+func dnsmasqLocalService(secs []uci.Section) bool {
 	for _, s := range secs {
 		if s.Type == "dnsmasq" && s.Options["localservice"] == "1" && len(s.Lists["interface"]) == 0 && s.Options["interface"] == "" {
 			return true
@@ -363,107 +365,6 @@ func dnsmasqLocalDomains(v string) []string {
 		}
 	}
 	return out
-}
-
-// uciConfig is one section of an OpenWrt UCI file.
-type uciConfig struct {
-	Type, Name string
-	Options    map[string]string
-	Lists      map[string][]string
-}
-
-// parseUCIConfig returns the sections of a UCI file: "config TYPE [NAME]"
-// lines, each followed by "option KEY VALUE" and "list KEY VALUE" lines.
-// Lines it cannot read (an unterminated quote, an option before any
-// config line, an unknown keyword) are skipped: a corrupted file on flash
-// must not stop the gateway.
-func parseUCIConfig(text string) []uciConfig {
-	var secs []uciConfig
-	// cur is the section options go to; none before the first config line
-	// and after an unreadable one, lest they land in the section before.
-	var cur *uciConfig
-	for _, line := range strings.Split(text, "\n") {
-		f, ok := uciFields(line)
-		if !ok {
-			if w := strings.Fields(line); len(w) > 0 && w[0] == "config" {
-				cur = nil
-			}
-			continue
-		}
-		switch {
-		case len(f) == 0:
-		case f[0] == "config":
-			cur = nil
-			if len(f) < 2 || f[1] == "" {
-				continue
-			}
-			s := uciConfig{Type: f[1], Options: map[string]string{}, Lists: map[string][]string{}}
-			if len(f) > 2 {
-				s.Name = f[2]
-			}
-			secs = append(secs, s)
-			cur = &secs[len(secs)-1]
-		case cur == nil || len(f) < 3:
-		case f[0] == "option":
-			cur.Options[f[1]] = f[2]
-		case f[0] == "list":
-			cur.Lists[f[1]] = append(cur.Lists[f[1]], f[2])
-		}
-	}
-	return secs
-}
-
-// uciFields splits a UCI line into words as uci does: single quotes keep
-// everything up to the next one, double quotes and bare words take
-// backslash escapes, adjacent parts join ('a'"b"c is one word), and a #
-// outside a word starts a comment. It reports false for an unterminated
-// quote.
-func uciFields(line string) ([]string, bool) {
-	var words []string
-	var w strings.Builder
-	inWord := false
-	for i := 0; i < len(line); i++ {
-		switch c := line[i]; {
-		case c == ' ' || c == '\t' || c == '\r':
-			if inWord {
-				words = append(words, w.String())
-				w.Reset()
-				inWord = false
-			}
-		case c == '#' && !inWord:
-			return words, true
-		case c == '\'':
-			end := strings.IndexByte(line[i+1:], '\'')
-			if end < 0 {
-				return nil, false
-			}
-			w.WriteString(line[i+1 : i+1+end])
-			i += end + 1
-			inWord = true
-		case c == '"':
-			for i++; i < len(line) && line[i] != '"'; i++ {
-				if line[i] == '\\' && i+1 < len(line) {
-					i++
-				}
-				w.WriteByte(line[i])
-			}
-			if i >= len(line) {
-				return nil, false
-			}
-			inWord = true
-		case c == '\\' && i+1 < len(line):
-			i++
-			w.WriteByte(line[i])
-			inWord = true
-		default:
-			w.WriteByte(c)
-			inWord = true
-		}
-	}
-	if inWord {
-		words = append(words, w.String())
-	}
-	return words, true
 }
 
 // udpListening returns a function that reports whether a UDP socket on

@@ -259,46 +259,6 @@ func TestDetectLANDNS(t *testing.T) {
 	}
 }
 
-func TestParseUCIConfig(t *testing.T) {
-	text := `# comment
-package dhcp
-option orphan 'ignored'
-
-config dnsmasq
-	option domain 'lan' # trailing comment
-	option local "/lan/"
-	option bare value
-	option joined 'it'\''s'" \"quoted\""
-	option hash 'a#b'
-	list server '/example.com/10.0.0.1'
-	list server /corp/10.0.0.2
-	option broken 'unterminated
-	option short
-	bogus line here
-
-config dhcp 'lan'
-	option interface lan
-
-config 'broken
-	option lost 'not in the lan section'
-`
-	want := []uciConfig{
-		{
-			Type: "dnsmasq",
-			Options: map[string]string{
-				"domain": "lan", "local": "/lan/", "bare": "value",
-				"joined": `it's "quoted"`, "hash": "a#b",
-			},
-			Lists: map[string][]string{"server": {"/example.com/10.0.0.1", "/corp/10.0.0.2"}},
-		},
-		{Type: "dhcp", Name: "lan", Options: map[string]string{"interface": "lan"}, Lists: map[string][]string{}},
-	}
-	got := parseUCIConfig(text)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("parseUCIConfig:\n got %+v\nwant %+v", got, want)
-	}
-}
-
 func TestUCILocalDomains(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -317,26 +277,6 @@ func TestUCILocalDomains(t *testing.T) {
 			t.Errorf("dnsmasqLocalDomains(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-}
-
-func FuzzParseUCI(f *testing.F) {
-	f.Add(openwrtDHCP)
-	f.Add("config dnsmasq\n\toption local '/lan/home/'\n\tlist local \"/x/\"\n")
-	f.Add("config 'a\noption \"b\\\" c\nlist\\ x '' \"\"\n")
-	f.Add("\x00\xff config\r\n\toption domain 'LAN.'\r\n")
-	f.Fuzz(func(t *testing.T, text string) {
-		for _, s := range parseUCIConfig(text) {
-			if s.Type == "" || s.Options == nil || s.Lists == nil {
-				t.Errorf("section without a type: %+v", s)
-			}
-		}
-		domains, _ := lanDomains(dnsmasqDomains(parseUCIConfig(text)), "")
-		for _, d := range domains {
-			if d != strings.ToLower(d) || strings.HasSuffix(d, ".") || notLANDomain(d, "") != "" {
-				t.Errorf("bad LAN domain %q", d)
-			}
-		}
-	})
 }
 
 func TestLANDNSListening(t *testing.T) {

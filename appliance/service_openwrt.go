@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"text/template"
+
+	"homenet/internal/uci"
 )
 
 // ProcdParams fill in ProcdScript.
@@ -232,12 +233,6 @@ func openwrtSections(cfg *Config) map[string][]uciSection {
 	return out
 }
 
-// The lines of a UCI file that parseUCI looks at.
-const (
-	uciConfigLine  = `^\s*config\s+(\S+)(?:\s+['"]?([^'"\s]+)['"]?)?\s*$`
-	uciManagedLine = `^\s*option\s+` + uciManagedOption + `\s+['"]?1['"]?\s*$`
-)
-
 // uciBlock is a section of a UCI file: its config line, its options and the
 // blank or comment lines after them. The first block of a file may have no
 // config line.
@@ -247,20 +242,24 @@ type uciBlock struct {
 	Body       []string // the lines, with their newlines
 }
 
+// parseUCI splits a UCI file into blocks, keeping every line.
 func parseUCI(b []byte) []uciBlock {
-	// Compiled per call, not at package init, which every homenet command
-	// pays for: only init and uninstall parse UCI, a few files each.
-	configLine, managedLine := regexp.MustCompile(uciConfigLine), regexp.MustCompile(uciManagedLine)
 	var blocks []uciBlock
 	cur := &uciBlock{}
 	for _, line := range strings.SplitAfter(string(b), "\n") {
 		if line == "" {
 			continue
 		}
-		if m := configLine.FindStringSubmatch(strings.TrimRight(line, "\n")); m != nil {
+		f, ok := uci.Fields(strings.TrimRight(line, "\n"))
+		switch {
+		case !ok:
+		case len(f) >= 2 && f[0] == "config":
 			blocks = append(blocks, *cur)
-			cur = &uciBlock{Type: m[1], Name: m[2]}
-		} else if managedLine.MatchString(strings.TrimRight(line, "\n")) {
+			cur = &uciBlock{Type: f[1]}
+			if len(f) > 2 {
+				cur.Name = f[2]
+			}
+		case len(f) >= 3 && f[0] == "option" && f[1] == uciManagedOption && f[2] == "1":
 			cur.Managed = true
 		}
 		cur.Body = append(cur.Body, line)
