@@ -81,6 +81,16 @@ func hostTarget() (packaging.Target, error) {
 	return packaging.Target{}, fmt.Errorf("no release target for %s", runtime.GOARCH)
 }
 
+// hostHomenet builds the release binary for this machine.
+func (b *builder) hostHomenet(ctx context.Context) (string, error) {
+	t, err := hostTarget()
+	if err != nil {
+		return "", err
+	}
+	bin, _, err := b.homenet(ctx, t)
+	return bin, err
+}
+
 // version is what the release build stamps into homenet.
 func (b *builder) version(ctx context.Context) packaging.Version {
 	v, err := packaging.GitVersion(ctx, b.root)

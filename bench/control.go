@@ -85,11 +85,7 @@ func rowControl(e *env) ([]Row, error) {
 		}
 		ns = append(ns, n)
 	}
-	ht, err := hostTarget()
-	if err != nil {
-		return nil, err
-	}
-	bin, _, err := e.b.homenet(e.ctx, ht)
+	bin, err := e.b.hostHomenet(e.ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -280,8 +276,7 @@ func controlRun(e *env, serverArgs []string, env []string, plan controlPlan, pro
 	if err := srv.waitHTTP(e.ctx, url+"/key?v=113", 30*time.Second); err != nil {
 		return res, err
 	}
-	ht, _ := hostTarget()
-	hbin, _, err := e.b.homenet(e.ctx, ht)
+	hbin, err := e.b.hostHomenet(e.ctx)
 	if err != nil {
 		return res, err
 	}

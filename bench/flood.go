@@ -74,11 +74,7 @@ func rowFlood(e *env) ([]Row, error) {
 	if !e.isRoot() {
 		return []Row{{ID: "8", Name: "flood", Case: cs, NotMeasured: "needs root for the e2e lab (network namespaces); run as root"}}, nil
 	}
-	ht, err := hostTarget()
-	if err != nil {
-		return nil, err
-	}
-	bin, _, err := e.b.homenet(e.ctx, ht)
+	bin, err := e.b.hostHomenet(e.ctx)
 	if err != nil {
 		return nil, err
 	}

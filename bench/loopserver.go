@@ -35,11 +35,7 @@ type loopServer struct {
 // work directory. With pprof, the server serves net/http/pprof (through
 // the bench helper unless homenet honours $HOMENET_PPROF itself).
 func newLoopServer(e *env, name string, relay, pprof bool) (*loopServer, error) {
-	ht, err := hostTarget()
-	if err != nil {
-		return nil, err
-	}
-	bin, _, err := e.b.homenet(e.ctx, ht)
+	bin, err := e.b.hostHomenet(e.ctx)
 	if err != nil {
 		return nil, err
 	}
