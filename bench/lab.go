@@ -63,18 +63,38 @@ type tput struct {
 	CPUPerGB float64       // CPU-seconds per GB (1e9 bytes)
 }
 
+// flow is one kind of row 1 run: how many iperf3 streams, and which way.
+type flow struct {
+	streams int
+	// reverse is LAN host → phone (iperf3 -R), a download to the phone;
+	// otherwise phone → LAN host.
+	reverse bool
+}
+
+// rowOneFlows are row 1's runs, in each round.
+func rowOneFlows() []flow {
+	return []flow{{streams: 1}, {streams: 4}, {streams: 4, reverse: true}}
+}
+
+func (f flow) String() string {
+	s := fmt.Sprintf("%d stream%s", f.streams, plural(f.streams))
+	if f.reverse {
+		s += ", LAN → phone"
+	}
+	return s
+}
+
 // sysResult is what one system measured in the lab.
 type sysResult struct {
 	name       string
-	subnet     map[int][]tput // by stream count, one per round
-	subnetNote string         // why row 1 was not measured for this system
-	subnetPath string         // how the phone reached the gateway
+	subnet     map[flow][]tput // one per round
+	subnetNote string          // why row 1 was not measured for this system
+	subnetPath string          // how the phone reached the gateway
 	relay      []tput
 	relayNote  string
 	relayPath  string
-	// subnetRSS is the gateway process's RSS just after each subnet run,
-	// by stream count.
-	subnetRSS map[int][]int64
+	// subnetRSS is the gateway process's RSS just after each subnet run.
+	subnetRSS map[flow][]int64
 	// peakRSS is the gateway process's VmHWM at the end of the runs.
 	peakRSS int64
 	// relayMany is row 2's many-pairs case: one aggregate per round, and
@@ -95,7 +115,7 @@ type sysResult struct {
 }
 
 func newSysResult(name string) *sysResult {
-	return &sysResult{name: name, subnet: map[int][]tput{}, subnetRSS: map[int][]int64{}, rss: map[string]map[string]int64{}}
+	return &sysResult{name: name, subnet: map[flow][]tput{}, subnetRSS: map[flow][]int64{}, rss: map[string]map[string]int64{}}
 }
 
 func rowsLab(e *env, want map[string]bool) ([]Row, error) {
@@ -143,7 +163,7 @@ func rowsLab(e *env, want map[string]bool) ([]Row, error) {
 	e.report.Pinning = pin.describe()
 
 	hn, st := newSysResult("homenet"), newSysResult("stock")
-	kernel := map[int][]tput{}
+	kernel := map[flow][]tput{}
 	lr := &labRun{e: e, want: want, bins: bins, pin: pin, kernel: kernel}
 	all := []*sysResult{hn, st}
 	if want["1"] {
@@ -156,7 +176,7 @@ func rowsLab(e *env, want map[string]bool) ([]Row, error) {
 	if err != nil {
 		e.logf("lab: %v", err)
 		for _, r := range all {
-			if r.subnetNote == "" && len(r.subnet[1]) == 0 {
+			if r.subnetNote == "" && len(r.subnet[flow{streams: 1}]) == 0 {
 				r.subnetNote = "error: " + firstLine(err.Error())
 			}
 			if r.relayNote == "" && len(r.relay) == 0 {
@@ -235,7 +255,7 @@ type labRun struct {
 	want   map[string]bool
 	bins   labBins
 	pin    pinPlan
-	kernel map[int][]tput
+	kernel map[flow][]tput
 	l      *lab.Lab
 	inet   *lab.Net
 	kHost  *lab.Host // kernel-ceiling client
@@ -340,19 +360,19 @@ func (r *labRun) run(t *labT, hn, st *sysResult) {
 	for round := range rounds {
 		e.logf("lab: throughput round %d of %d", round+1, rounds)
 		if r.want["1"] || r.want["4"] {
-			for _, n := range []int{1, 4} {
+			for _, f := range rowOneFlows() {
 				if r.kHost != nil {
 					s := sysKind(systems, "homenet")
-					tp, err := r.iperf(r.kHost, s.lanHostIP, n, e.opts.transfer, nil)
+					tp, err := r.iperf(r.kHost, s.lanHostIP, f, e.opts.transfer, nil)
 					if err != nil {
-						t.Errorf("kernel forwarding, %d streams: %v", n, err)
+						t.Errorf("kernel forwarding, %v: %v", f, err)
 					} else {
-						r.kernel[n] = append(r.kernel[n], tp)
-						t.Logf("kernel forwarding, %d streams: %.2f Gb/s", n, tp.Gbps)
+						r.kernel[f] = append(r.kernel[f], tp)
+						t.Logf("kernel forwarding, %v: %.2f Gb/s", f, tp.Gbps)
 					}
 				}
 				for _, s := range measured {
-					s.subnetRun(t, n)
+					s.subnetRun(t, f)
 				}
 			}
 		}
@@ -720,11 +740,15 @@ func (s *labSystem) detectGateway(t *labT) bool {
 	return true
 }
 
-// iperf runs iperf3 from h to addr and returns the received goodput, with
-// the CPU time proc (when not nil) used meanwhile.
-func (r *labRun) iperf(h *lab.Host, addr string, streams int, d time.Duration, proc *lab.Proc) (tput, error) {
+// iperf runs iperf3 between h and addr (from h, or to h when f.reverse)
+// and returns the received goodput, with the CPU time proc (when not nil)
+// used meanwhile.
+func (r *labRun) iperf(h *lab.Host, addr string, f flow, d time.Duration, proc *lab.Proc) (tput, error) {
 	args := append(r.pin.prefix(r.pin.rest), "iperf3", "-c", addr, "-p", fmt.Sprint(iperfPort),
-		"-t", fmt.Sprint(max(1, int(d.Seconds()))), "-P", fmt.Sprint(streams), "-J")
+		"-t", fmt.Sprint(max(1, int(d.Seconds()))), "-P", fmt.Sprint(f.streams), "-J")
+	if f.reverse {
+		args = append(args, "-R")
+	}
 	var u0 usage
 	if proc != nil {
 		var err error
@@ -807,20 +831,20 @@ func (s *labSystem) prepareThroughput(t *labT) {
 	}
 }
 
-// subnetRun measures p1 → lanhost through the gateway with n streams.
-func (s *labSystem) subnetRun(t *labT, n int) {
+// subnetRun measures p1 ↔ lanhost through the gateway.
+func (s *labSystem) subnetRun(t *labT, f flow) {
 	if s.res.subnetNote != "" {
 		return
 	}
-	tp, err := s.r.iperf(s.p[1].Host, s.lanHostIP, n, s.r.e.opts.transfer, s.gatewayProc)
+	tp, err := s.r.iperf(s.p[1].Host, s.lanHostIP, f, s.r.e.opts.transfer, s.gatewayProc)
 	if err != nil {
 		s.res.subnetNote = "error: " + firstLine(err.Error())
 		return
 	}
-	s.res.subnet[n] = append(s.res.subnet[n], tp)
+	s.res.subnet[f] = append(s.res.subnet[f], tp)
 	r, _ := rss(s.gatewayProc.Pid())
-	s.res.subnetRSS[n] = append(s.res.subnetRSS[n], r)
-	t.Logf("%s subnet router, %d streams: %.2f Gb/s, %.2f CPU-s/GB on the gateway, RSS %.0f MiB after", s.label(), n, tp.Gbps, tp.CPUPerGB, mib(r))
+	s.res.subnetRSS[f] = append(s.res.subnetRSS[f], r)
+	t.Logf("%s subnet router, %v: %.2f Gb/s, %.2f CPU-s/GB on the gateway, RSS %.0f MiB after", s.label(), f, tp.Gbps, tp.CPUPerGB, mib(r))
 }
 
 // relayRun measures p2 → p3, which can only go through the relay.
@@ -829,7 +853,7 @@ func (s *labSystem) relayRun(t *labT) {
 		return
 	}
 	ip3, _ := s.p[3].IP4()
-	tp, err := s.r.iperf(s.p[2].Host, ip3.String(), 1, s.r.e.opts.transfer, s.relayProc)
+	tp, err := s.r.iperf(s.p[2].Host, ip3.String(), flow{streams: 1}, s.r.e.opts.transfer, s.relayProc)
 	if err != nil {
 		s.res.relayNote = "error: " + firstLine(err.Error())
 		return
@@ -958,13 +982,13 @@ func (s *labSystem) profiles(t *labT) {
 	if s.r.want["2"] && s.res.relayNote == "" {
 		ip3, _ := s.p[3].IP4()
 		profile("2", fmt.Sprintf("relay, iperf3 p2 → p3 through DERP for %ds", secs), secs, func() error {
-			_, err := s.r.iperf(s.p[2].Host, ip3.String(), 1, d, s.relayProc)
+			_, err := s.r.iperf(s.p[2].Host, ip3.String(), flow{streams: 1}, d, s.relayProc)
 			return err
 		})
 	}
 	if s.r.want["1"] && s.res.subnetNote == "" {
 		profile("1", fmt.Sprintf("subnet router, iperf3 p1 → LAN host, 1 stream for %ds (path %s)", secs, s.res.subnetPath), secs, func() error {
-			_, err := s.r.iperf(s.p[1].Host, s.lanHostIP, 1, d, s.gatewayProc)
+			_, err := s.r.iperf(s.p[1].Host, s.lanHostIP, flow{streams: 1}, d, s.gatewayProc)
 			return err
 		})
 	}
@@ -1068,7 +1092,7 @@ func (s *labSystem) relayManyRun(t *labT) {
 			defer wg.Done()
 			ip, err := pair[1].IP4()
 			if err == nil {
-				res[i], err = s.r.iperf(pair[0].Host, ip.String(), 1, s.r.e.opts.transfer, nil)
+				res[i], err = s.r.iperf(pair[0].Host, ip.String(), flow{streams: 1}, s.r.e.opts.transfer, nil)
 			}
 			errs[i] = err
 		}()

@@ -10,7 +10,7 @@ import (
 // labRows turns the lab measurements into table rows. Throughput figures
 // are the median over the rounds (homenet and stock alternate within each
 // round); the notes list every round.
-func labRows(e *env, want map[string]bool, kernel map[int][]tput, hn, st *sysResult, mem []memCase) []Row {
+func labRows(e *env, want map[string]bool, kernel map[flow][]tput, hn, st *sysResult, mem []memCase) []Row {
 	var rows []Row
 	if want["1"] {
 		rows = append(rows, subnetRows(kernel, hn, st)...)
@@ -71,14 +71,10 @@ func fmtRuns(ts []tput, cpu bool) string {
 	return strings.Join(parts, ", ")
 }
 
-func subnetRows(kernel map[int][]tput, hn, st *sysResult) []Row {
+func subnetRows(kernel map[flow][]tput, hn, st *sysResult) []Row {
 	var rows []Row
-	for _, n := range []int{1, 4} {
-		cs := fmt.Sprintf("%d stream", n)
-		if n > 1 {
-			cs += "s"
-		}
-		row := Row{ID: "1", Name: rowName("1"), Case: cs}
+	for _, n := range rowOneFlows() {
+		row := Row{ID: "1", Name: rowName("1"), Case: n.String()}
 		hg, hc := medianTput(hn.subnet[n])
 		sg, sc := medianTput(st.subnet[n])
 		kg, _ := medianTput(kernel[n])
@@ -258,8 +254,8 @@ const (
 // same rounds; goodput and the gateway's RSS just after each run.
 func memRows(m memCase, hnFree, stFree *sysResult) []Row {
 	var rows []Row
-	for _, n := range []int{1, 4} {
-		row := Row{ID: "1", Name: rowName("1"), Case: fmt.Sprintf("%d stream%s, GOMEMLIMIT=%s", n, plural(n), m.name())}
+	for _, n := range rowOneFlows() {
+		row := Row{ID: "1", Name: rowName("1"), Case: fmt.Sprintf("%v, GOMEMLIMIT=%s", n, m.name())}
 		hg, hc := medianTput(m.hn.subnet[n])
 		sg, sc := medianTput(m.st.subnet[n])
 		fg, _ := medianTput(hnFree.subnet[n])
