@@ -7,32 +7,35 @@ import (
 	"testing"
 )
 
-// openwrtDHCP is the start of /etc/config/dhcp as OpenWrt 23.05 ships it.
-const openwrtDHCP = `
-config dnsmasq
-	option domainneeded '1'
-	option localise_queries '1'
-	option rebind_protection '1'
-	option local '/lan/'
-	option domain 'lan'
-	option expandhosts '1'
-	option authoritative '1'
-	option readethers '1'
-	option leasefile '/tmp/dhcp.leases'
-	option resolvfile '/tmp/resolv.conf.d/resolv.conf.auto'
-	option localservice '1'
-	option ednspacket_max '1232'
+// openwrtFirewall is the start of /etc/config/firewall as OpenWrt 24.10
+// ships it.
+const openwrtFirewall = `
+config defaults
+	option syn_flood	1
+	option input		REJECT
+	option output		ACCEPT
+	option forward		REJECT
 
-config dhcp 'lan'
-	option interface 'lan'
-	option start '100'
-	option limit '150'
-	option leasetime '12h'
-	option dhcpv4 'server'
-	option dhcpv6 'server'
-	option ra 'server'
-	list ra_flags 'managed-config'
-	list ra_flags 'other-config'
+config zone
+	option name		lan
+	list   network		'lan'
+	option input		ACCEPT
+	option output		ACCEPT
+	option forward		ACCEPT
+
+config zone
+	option name		wan
+	list   network		'wan'
+	list   network		'wan6'
+	option input		REJECT
+	option output		ACCEPT
+	option forward		REJECT
+	option masq		1
+	option mtu_fix		1
+
+config forwarding
+	option src		lan
+	option dest		wan
 `
 
 func TestParse(t *testing.T) {
@@ -73,8 +76,8 @@ config 'broken
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", got, want)
 	}
-	if got := Parse(openwrtDHCP); len(got) != 2 || got[0].Options["domain"] != "lan" || !slices.Equal(got[1].Lists["ra_flags"], []string{"managed-config", "other-config"}) {
-		t.Errorf("Parse(OpenWrt's dhcp) = %+v", got)
+	if got := Parse(openwrtFirewall); len(got) != 4 || got[1].Options["forward"] != "ACCEPT" || !slices.Equal(got[2].Lists["network"], []string{"wan", "wan6"}) || got[3].Options["dest"] != "wan" {
+		t.Errorf("Parse(OpenWrt's firewall) = %+v", got)
 	}
 }
 
@@ -109,7 +112,7 @@ func quote(w string) string {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add(openwrtDHCP)
+	f.Add(openwrtFirewall)
 	f.Add("config dnsmasq\n\toption local '/lan/home/'\n\tlist local \"/x/\"\n")
 	f.Add("config 'a\noption \"b\\\" c\nlist\\ x '' \"\"\n")
 	f.Add("\x00\xff config\r\n\toption domain 'LAN.'\r\n")
