@@ -73,11 +73,11 @@ func fmtRuns(ts []tput, cpu bool) string {
 
 func subnetRows(kernel map[flow][]tput, hn, st *sysResult) []Row {
 	var rows []Row
-	for _, n := range rowOneFlows() {
-		row := Row{ID: "1", Name: rowName("1"), Case: n.String()}
-		hg, hc := medianTput(hn.subnet[n])
-		sg, sc := medianTput(st.subnet[n])
-		kg, _ := medianTput(kernel[n])
+	for _, f := range rowOneFlows() {
+		row := Row{ID: "1", Name: rowName("1"), Case: f.String()}
+		hg, hc := medianTput(hn.subnet[f])
+		sg, sc := medianTput(st.subnet[f])
+		kg, _ := medianTput(kernel[f])
 		var refs []string
 		switch {
 		case sg > 0:
@@ -115,7 +115,7 @@ func subnetRows(kernel map[flow][]tput, hn, st *sysResult) []Row {
 		}
 		row.Metrics = []Metric{g, c}
 		row.Notes = append(row.Notes, fmt.Sprintf("runs: homenet %s; stock %s; kernel %s. Path phone → gateway: homenet %s, stock %s. CPU is the gateway process's (homenet serve; stock: tailscaled) over each run",
-			fmtRuns(hn.subnet[n], true), fmtRuns(st.subnet[n], true), fmtRuns(kernel[n], false), hn.subnetPath, st.subnetPath))
+			fmtRuns(hn.subnet[f], true), fmtRuns(st.subnet[f], true), fmtRuns(kernel[f], false), hn.subnetPath, st.subnetPath))
 		if sg == 0 {
 			row.Notes = append(row.Notes, strings.Join(refs, "; "))
 		}
@@ -254,12 +254,12 @@ const (
 // same rounds; goodput and the gateway's RSS just after each run.
 func memRows(m memCase, hnFree, stFree *sysResult) []Row {
 	var rows []Row
-	for _, n := range rowOneFlows() {
-		row := Row{ID: "1", Name: rowName("1"), Case: fmt.Sprintf("%v, GOMEMLIMIT=%s", n, m.name())}
-		hg, hc := medianTput(m.hn.subnet[n])
-		sg, sc := medianTput(m.st.subnet[n])
-		fg, _ := medianTput(hnFree.subnet[n])
-		sfg, _ := medianTput(stFree.subnet[n])
+	for _, f := range rowOneFlows() {
+		row := Row{ID: "1", Name: rowName("1"), Case: fmt.Sprintf("%v, GOMEMLIMIT=%s", f, m.name())}
+		hg, hc := medianTput(m.hn.subnet[f])
+		sg, sc := medianTput(m.st.subnet[f])
+		fg, _ := medianTput(hnFree.subnet[f])
+		sfg, _ := medianTput(stFree.subnet[f])
 		if hg == 0 {
 			row.NotMeasured = cmpOr(m.hn.subnetNote, "no result")
 			if sg > 0 {
@@ -270,12 +270,12 @@ func memRows(m memCase, hnFree, stFree *sysResult) []Row {
 		}
 		g := Metric{Name: "goodput", Unit: "Gb/s", Value: hg, Better: "higher"}
 		c := Metric{Name: "gateway CPU per GB", Unit: "CPU-s/GB", Value: hc, Better: "lower"}
-		hr := maxI(m.hn.subnetRSS[n])
+		hr := maxI(m.hn.subnetRSS[f])
 		r := Metric{Name: "gateway RSS after the run (largest)", Unit: "MiB", Value: mib(hr), Better: "lower"}
 		if sg > 0 {
 			g = g.withRef("stock tailscaled, same limit", sg)
 			c = c.withRef("stock tailscaled, same limit", sc)
-			r = r.withRef("stock tailscaled, same limit", mib(maxI(m.st.subnetRSS[n])))
+			r = r.withRef("stock tailscaled, same limit", mib(maxI(m.st.subnetRSS[f])))
 		}
 		// Without the stock run (-systems), homenet's own unlimited run
 		// is the reference.
@@ -291,7 +291,7 @@ func memRows(m memCase, hnFree, stFree *sysResult) []Row {
 		if sfg > 0 {
 			g = ref(g, "stock tailscaled, no limit", sfg)
 		}
-		if fr := maxI(hnFree.subnetRSS[n]); fr > 0 {
+		if fr := maxI(hnFree.subnetRSS[f]); fr > 0 {
 			r = ref(r, "homenet, no limit", mib(fr))
 		}
 		row.Metrics = []Metric{g, r, c}
@@ -302,7 +302,7 @@ func memRows(m memCase, hnFree, stFree *sysResult) []Row {
 		}
 		row.Notes = append(row.Notes, fmt.Sprintf("runs: homenet %s (RSS after: %s; peak VmHWM %.0f MiB); stock %s (RSS after: %s; peak %.0f MiB). %s. "+
 			"Each system is a lab of its own (gateway, LAN host, one phone) whose gateway process runs with GOMEMLIMIT=%s in its environment; homenet serve also holds control and the relay, the stock figure is tailscaled alone",
-			fmtRuns(m.hn.subnet[n], true), fmtMiBs(m.hn.subnetRSS[n]), mib(m.hn.peakRSS), fmtRuns(m.st.subnet[n], true), fmtMiBs(m.st.subnetRSS[n]), mib(m.st.peakRSS), goal, m.limit))
+			fmtRuns(m.hn.subnet[f], true), fmtMiBs(m.hn.subnetRSS[f]), mib(m.hn.peakRSS), fmtRuns(m.st.subnet[f], true), fmtMiBs(m.st.subnetRSS[f]), mib(m.st.peakRSS), goal, m.limit))
 		rows = append(rows, row)
 	}
 	return rows
